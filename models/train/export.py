@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Export a trained checkpoint to ONNX in the denoised model contract (models/README.md)
+and check parity: PyTorch vs ONNX Runtime batch vs ONNX Runtime streaming (T=1).
+
+  python export.py --ckpt runs/v1/last.pt --out ../denoiser.onnx
+"""
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+import vae
+from vae import BINS, HOP, N_FFT, SR, VaeDenoiser
+
+HERE = Path(__file__).resolve().parent
+STATE_NAMES = ["conv1", "conv2", "enc_gru", "dec_gru"]
+
+
+class Exported(torch.nn.Module):
+    """Contract wrapper: named state tensors in and out, batch fixed to 1."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.m = model
+
+    def forward(self, spec, s0, s1, s2, s3):
+        gains, prob, unc, _, _, (n0, n1, n2, n3) = self.m(spec, s0, s1, s2, s3)
+        return gains, prob, unc, n0, n1, n2, n3
+
+
+def export(model, out_path, meta):
+    model.eval()
+    w = Exported(model)
+    T = 7
+    spec = torch.randn(1, T, BINS, 2)
+    states = VaeDenoiser.initial_state(1)
+    in_names = ["spec"] + [f"state_in_{n}" for n in STATE_NAMES]
+    out_names = ["gains", "speech_prob", "uncertainty"] + [f"state_out_{n}" for n in STATE_NAMES]
+    tmp = Path(str(out_path) + ".tmp")
+    torch.onnx.export(w, (spec, *states), str(tmp), input_names=in_names, output_names=out_names,
+                      dynamic_axes={"spec": {1: "T"}, "gains": {1: "T"}, "speech_prob": {1: "T"},
+                                    "uncertainty": {1: "T"}},
+                      opset_version=17, dynamo=False)
+    m = onnx.load(str(tmp))
+    for k, v in meta.items():
+        p = m.metadata_props.add()
+        p.key, p.value = k, str(v)
+    m.producer_name = "denoised/models/train/export.py"
+    onnx.checker.check_model(m)
+    onnx.save(m, str(tmp))
+    tmp.replace(out_path)
+
+
+def contract_meta(extra=None):
+    meta = {
+        "denoised.contract": "1",
+        "sample_rate_hz": SR,
+        "fft_size": N_FFT,
+        "hop_size": HOP,
+        "window": "sqrt-hann",
+        "lookahead_frames": 0,
+        "bins": BINS,
+        "output": "gains",
+    }
+    meta.update(extra or {})
+    return meta
+
+
+def parity(model, path, frames=200, seed=0):
+    """Returns max abs differences (torch vs ort batch, ort batch vs ort streaming)."""
+    rng = np.random.default_rng(seed)
+    spec = (rng.standard_normal((1, frames, BINS, 2)) * rng.uniform(0.01, 30)).astype(np.float32)
+    states = [s.numpy() for s in VaeDenoiser.initial_state(1)]
+    with torch.no_grad():
+        g_t = model(torch.from_numpy(spec), *map(torch.from_numpy, states))[0].numpy()
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    g_b = sess.run(["gains"], dict(zip(names, [spec] + states)))[0]
+    st = states
+    g_s = []
+    for t in range(frames):
+        outs = sess.run(None, dict(zip(names, [spec[:, t : t + 1]] + st)))
+        g_s.append(outs[0])
+        st = outs[3:]
+    g_s = np.concatenate(g_s, axis=1)
+    return float(np.abs(g_t - g_b).max()), float(np.abs(g_b - g_s).max())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ckpt", default=str(HERE / "runs" / "v1" / "last.pt"))
+    ap.add_argument("--out", default=str(HERE.parent / "denoiser.onnx"))
+    ap.add_argument("--name", default="denoised-vae")
+    args = ap.parse_args()
+    model = VaeDenoiser()
+    st = torch.load(args.ckpt, map_location="cpu")
+    model.load_state_dict(st["model"])
+    model.eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    meta = contract_meta({
+        "name": args.name,
+        "training_steps": st["step"],
+        "parameters": n_params,
+        "macs_per_second": vae.count_macs_per_frame(model) * SR // HOP,
+    })
+    export(model, Path(args.out), meta)
+    d_tb, d_bs = parity(model, args.out)
+    digest = hashlib.sha256(Path(args.out).read_bytes()).hexdigest()
+    print(f"exported {args.out}: {n_params} parameters, {Path(args.out).stat().st_size} bytes, sha256 {digest}")
+    print(f"parity: torch vs ort batch {d_tb:.2e}, ort batch vs ort T=1 streaming {d_bs:.2e}")
+    if max(d_tb, d_bs) > 1e-4:
+        print("PARITY FAILED (> 1e-4)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

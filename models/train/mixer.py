@@ -1,0 +1,171 @@
+"""On-the-fly noisy/clean mixtures, as batched torch ops (CPU or GPU).
+
+Every batch is new: random speech segment, optional room (simulated RIR), optional
+synthetic full-band extension of band-limited speech, one or two noises (real recordings
+or one of eight synthetic families), SNR -5..25 dB, level -45..-10 dBFS, microphone
+colouration and band limiting, plus noise-only and speech-only examples.
+
+The training target is the speech with the direct path and early reflections (first
+50 ms) of the room: the model removes noise, it is not asked to dereverberate.
+"""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+
+SR = 48000
+EARLY_SAMPLES = 2400  # 50 ms: direct path + early reflections kept in the target
+
+
+class Corpus:
+    def __init__(self, corpus_dir, split, device):
+        d = Path(corpus_dir)
+        index = json.loads((d / "index.json").read_text())
+        self.device = device
+        self.speech = self._load(d / f"{split}_speech.ogg")
+        self.noise = self._load(d / f"{split}_noise.ogg")
+        sc = index[f"{split}_speech"]
+        nc = index[f"{split}_noise"]
+        n_s, n_n = len(self.speech), len(self.noise)
+        self.s_start = torch.tensor([min(c["start"], n_s - 1) for c in sc], device=device)
+        self.s_len = torch.tensor([max(1, min(c["len"], n_s - c["start"])) for c in sc], device=device)
+        self.s_band = torch.tensor([float(c["band_hz"]) for c in sc], device=device)
+        self.n_start = torch.tensor([min(c["start"], n_n - 1) for c in nc], device=device)
+        self.n_len = torch.tensor([max(1, min(c["len"], n_n - c["start"])) for c in nc], device=device)
+        self.rirs = torch.from_numpy(np.load(d / f"{split}_rirs.npy").astype(np.float32)).to(device)
+
+    def _load(self, path):
+        x, sr = sf.read(str(path), dtype="float32")
+        assert sr == SR, f"{path}: {sr} Hz"
+        return torch.from_numpy(x).to(self.device)
+
+
+def _segments(buf, starts, lens, n, L, gen, loop):
+    """n segments of L samples from clips (start, len); short clips are looped (noise) or
+    placed at a random offset in silence (speech)."""
+    dev = buf.device
+    k = torch.randint(len(starts), (n,), generator=gen, device=dev)
+    st, ln = starts[k], lens[k]
+    t = torch.arange(L, device=dev)[None, :]
+    if loop:
+        off = (torch.rand(n, generator=gen, device=dev) * ln).long()
+        idx = st[:, None] + (off[:, None] + t) % ln[:, None]
+        return buf[idx], k
+    # speech: a random window of the clip; when the clip is shorter than L it sits at a
+    # random place in silence (so the model sees speech onsets and offsets)
+    span = (ln - L).clamp(min=0)
+    off = (torch.rand(n, generator=gen, device=dev) * (span + 1)).long()
+    pad = ((L - ln).clamp(min=0) * torch.rand(n, generator=gen, device=dev)).long()
+    rel = t - pad[:, None] + off[:, None]
+    valid = (rel >= 0) & (rel < ln[:, None])
+    idx = st[:, None] + rel.clamp(min=0)
+    idx = torch.minimum(idx, (st + ln - 1)[:, None])
+    return buf[idx] * valid, k
+
+
+def _fft_filter(x, gain_fn):
+    X = torch.fft.rfft(x, dim=-1)
+    f = torch.linspace(0, SR / 2, X.shape[-1], device=x.device)
+    return torch.fft.irfft(X * gain_fn(f), n=x.shape[-1], dim=-1)
+
+
+def _conv(x, h):
+    n = x.shape[-1] + h.shape[-1] - 1
+    nfft = 1 << (n - 1).bit_length()
+    y = torch.fft.irfft(torch.fft.rfft(x, nfft) * torch.fft.rfft(h, nfft), nfft)
+    return y[..., : x.shape[-1]]
+
+
+def _rms(x):
+    return torch.sqrt(torch.mean(x**2, dim=-1, keepdim=True) + 1e-12)
+
+
+def synth_noise(n, L, gen, dev, corpus):
+    """Eight synthetic noise families, one per row."""
+    kind = torch.randint(8, (n,), generator=gen, device=dev)
+    t = torch.arange(L, device=dev)[None, :] / SR
+    white = torch.randn(n, L, generator=gen, device=dev)
+    out = torch.zeros(n, L, device=dev)
+    r = lambda *s: torch.rand(*s, generator=gen, device=dev)  # noqa: E731
+    # 0 white, 1 pink, 2 brown: power-law spectra
+    for fam, expo in ((0, 0.0), (1, 0.5), (2, 1.0)):
+        out = torch.where((kind == fam)[:, None], _fft_filter(white, lambda f: (f.clamp(min=20) / 1000) ** -expo), out)
+    # 3 mains hum with harmonics (50 or 60 Hz) on a little hiss
+    f0 = torch.where(r(n, 1) < 0.5, 50.0, 60.0)
+    hum = sum(torch.sin(2 * math.pi * f0 * h * t + r(n, 1) * 6.28) / h ** r(n, 1).add(0.5) for h in range(1, 12))
+    out = torch.where((kind == 3)[:, None], hum + 0.05 * white, out)
+    # 4 fan / HVAC: low-passed noise, blade tone, slow modulation
+    fan = _fft_filter(white, lambda f: 1 / (1 + (f / 400) ** 2)) * (1 + 0.3 * torch.sin(2 * math.pi * r(n, 1) * 0.5 * t))
+    fan = fan / _rms(fan) + 0.5 * torch.sin(2 * math.pi * (80 + 200 * r(n, 1)) * t)
+    out = torch.where((kind == 4)[:, None], fan, out)
+    # 5 clicks and impulsive transients (keyboard, taps)
+    clicks = (r(n, L) < (2 + 20 * r(n, 1)) / SR).float() * torch.randn(n, L, generator=gen, device=dev)
+    clicks = _conv(clicks, torch.exp(-torch.arange(480, device=dev) / (20 + 200 * r(n, 1))) * torch.randn(n, 480, generator=gen, device=dev))
+    out = torch.where((kind == 5)[:, None], clicks + 0.01 * white, out)
+    # 6 music-like tonal material: random notes with harmonics, changing every 0.2-0.6 s
+    note_len = (0.2 + 0.4 * r(n, 1)) * SR
+    idx = (torch.arange(L, device=dev)[None, :] / note_len).long()
+    freqs = 110 * 2 ** (torch.randint(0, 36, (n, 64), generator=gen, device=dev) / 12)
+    f = torch.gather(freqs, 1, idx.clamp(max=63))
+    phase = torch.cumsum(2 * math.pi * f / SR, dim=1)
+    tonal = sum(torch.sin(h * phase) / h for h in range(1, 6))
+    out = torch.where((kind == 6)[:, None], tonal, out)
+    # 7 babble: 4-8 other talkers summed, or modulated rumble
+    babble = sum(_segments(corpus.speech, corpus.s_start, corpus.s_len, n, L, gen, loop=True)[0] for _ in range(5))
+    rumble = _fft_filter(white, lambda f: 1 / (1 + (f / 120) ** 4)) * (1 + 0.8 * torch.sin(2 * math.pi * 2 * r(n, 1) * t))
+    out = torch.where((kind == 7)[:, None], torch.where(r(n, 1) < 0.7, babble, rumble), out)
+    return out / _rms(out)
+
+
+def make_batch(corpus, n, L, gen):
+    dev = corpus.speech.device
+    r = lambda *s: torch.rand(*s, generator=gen, device=dev)  # noqa: E731
+    speech, k = _segments(corpus.speech, corpus.s_start, corpus.s_len, n, L, gen, loop=False)
+    band = corpus.s_band[k]
+    # full-band extension of band-limited speech: rectifying creates harmonics up to
+    # Nyquist; keep only the part above the source's band, with a falling tilt
+    ext = (band < 16000) & (r(n) < 0.5)
+    hf = _fft_filter(torch.abs(speech), lambda f: ((f[None, :] > band[:, None]).float() * (band[:, None] / f[None, :].clamp(min=1)) ** 1.5))
+    hf_gain = 10 ** (-(10 + 15 * r(n, 1)) / 20) * _rms(speech) / _rms(hf)
+    speech = torch.where(ext[:, None], speech + hf * hf_gain, speech)
+    # room: full RIR on the input, direct path + early reflections in the target
+    rir = corpus.rirs[torch.randint(len(corpus.rirs), (n,), generator=gen, device=dev)]
+    early = rir * (torch.arange(rir.shape[1], device=dev) < EARLY_SAMPLES).float()
+    use_room = (r(n, 1) < 0.5).float()
+    wet, dry = _conv(speech, rir), _conv(speech, early)
+    speech_in = use_room * wet + (1 - use_room) * speech
+    target = use_room * dry + (1 - use_room) * speech
+    norm = _rms(target).clamp(min=1e-4)
+    speech_in, target = speech_in / norm, target / norm
+    # noise: real recording or synthetic, sometimes two
+    real, _ = _segments(corpus.noise, corpus.n_start, corpus.n_len, n, L, gen, loop=True)
+    noise = torch.where(r(n, 1) < 0.55, real / _rms(real), synth_noise(n, L, gen, dev, corpus))
+    second = synth_noise(n, L, gen, dev, corpus)
+    noise = noise + (r(n, 1) < 0.3).float() * second * 10 ** (-(6 * r(n, 1)) / 20)
+    noise = noise / _rms(noise)
+    snr_db = -5 + 30 * r(n, 1)
+    noise = noise * 10 ** (-snr_db / 20)
+    kind = r(n, 1)
+    noise = torch.where(kind < 0.08, noise * 0, noise)  # speech only
+    speech_on = (kind < 0.08) | (kind >= 0.16)  # 8% noise only
+    speech_in, target = speech_in * speech_on, target * speech_on
+    mix = speech_in + noise
+    # microphone colouration (smooth random EQ, +-6 dB) and band limiting, on both
+    bumps = r(n, 4) * 20000
+    gains_db = (r(n, 4) - 0.5) * 12
+    width = 500 + 3000 * r(n, 4)
+    lp = torch.where(r(n, 1) < 0.15, torch.where(r(n, 1) < 0.5, 4000.0, 8000.0), 30000.0)
+
+    def eq(f):
+        db = (gains_db[:, :, None] * torch.exp(-((f[None, None, :] - bumps[:, :, None]) / width[:, :, None]) ** 2)).sum(1)
+        return 10 ** (db / 20) / (1 + (f[None, :] / lp) ** 8)
+
+    mix, target = _fft_filter(mix, eq), _fft_filter(target, eq)
+    # level -45..-10 dBFS, no clipping
+    level = 10 ** ((-45 + 35 * r(n, 1)) / 20) / _rms(mix).clamp(min=1e-6)
+    level = torch.minimum(level, 0.99 / mix.abs().amax(dim=-1, keepdim=True).clamp(min=1e-6))
+    return mix * level, target * level, snr_db[:, 0]

@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Train the VAE denoiser. Seeded and resumable: `--run DIR` holds `last.pt` (model,
+optimiser, step, RNG state) and `log.jsonl`; running again continues from there.
+
+  python train.py --run runs/v1 --minutes 60          # CPU, this machine
+  python train.py --run runs/v1 --minutes 8 --batch 64 --device cuda   # a GPU, if lent
+
+Loss: compressed-magnitude + compressed-complex spectral loss on the enhanced STFT,
+a multi-resolution STFT loss on the resynthesised waveform, BCE on the speech
+probability, and beta * KL(q(z|x) || N(0, I)) with beta annealed from 0.
+"""
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import mixer
+from vae import HOP, N_FFT, VaeDenoiser, sqrt_hann
+
+HERE = Path(__file__).resolve().parent
+
+
+def stft(x, win):
+    # [B, L] -> [B, T, BINS] complex; unnormalised rfft of sqrt-Hann windowed frames, no
+    # centre padding: the exact transform of src/dsp/stft.rs (frame t covers t*HOP .. t*HOP+N_FFT)
+    return torch.stft(x, N_FFT, HOP, window=win, center=False, return_complex=True).transpose(1, 2)
+
+
+def istft(X, win):
+    # inverse with overlap-add; sqrt-Hann^2 at 50% hop sums to 1, so no normalisation
+    frames = torch.fft.irfft(X, n=N_FFT, dim=-1) * win  # [B, T, N]
+    B, T, _ = frames.shape
+    return F.fold(frames.transpose(1, 2), (1, (T - 1) * HOP + N_FFT), (1, N_FFT), stride=(1, HOP)).reshape(B, -1)
+
+
+def spec_loss(Y, S, c=0.3):
+    ym, sm = Y.abs().clamp(min=1e-8), S.abs().clamp(min=1e-8)
+    ycm, scm = ym**c, sm**c
+    mag = F.mse_loss(ycm, scm)
+    cplx = F.mse_loss(torch.view_as_real(Y / ym * ycm), torch.view_as_real(S / sm * scm))
+    return mag + cplx
+
+
+def mrstft_loss(y, s):
+    loss = 0.0
+    for n, h in ((256, 64), (512, 128), (2048, 512)):
+        w = torch.hann_window(n, device=y.device)
+        Y = torch.stft(y, n, h, window=w, return_complex=True).abs()
+        S = torch.stft(s, n, h, window=w, return_complex=True).abs()
+        loss = loss + (Y**0.3 - S**0.3).abs().mean()
+    return loss / 3
+
+
+def si_sdr(est, ref):
+    ref = ref - ref.mean(-1, keepdim=True)
+    est = est - est.mean(-1, keepdim=True)
+    a = (est * ref).sum(-1, keepdim=True) / (ref.pow(2).sum(-1, keepdim=True) + 1e-9)
+    t = a * ref
+    return 10 * torch.log10(t.pow(2).sum(-1) / ((est - t).pow(2).sum(-1) + 1e-9) + 1e-9)
+
+
+def vad_labels(S):
+    # a frame holds speech when its clean energy is within 40 dB of the utterance peak
+    e = 10 * torch.log10(S.abs().pow(2).sum(-1) + 1e-9)
+    return (e > e.amax(dim=1, keepdim=True) - 40).float() * (e > -40).float()
+
+
+def run_model(model, X, sample):
+    spec = torch.view_as_real(X)
+    st = VaeDenoiser.initial_state(X.shape[0], X.device)
+    gains, prob, unc, mu, logvar, _ = model(spec, *st, sample=sample)
+    return gains, prob, mu, logvar
+
+
+def losses(model, noisy, clean, win, beta, sample=True):
+    X, S = stft(noisy, win), stft(clean, win)
+    gains, prob, mu, logvar = run_model(model, X, sample)
+    Y = X * gains
+    y = istft(Y, win)
+    s = istft(S, win)
+    l_spec = spec_loss(Y, S)
+    l_mr = mrstft_loss(y, s)
+    l_vad = F.binary_cross_entropy(prob.clamp(1e-6, 1 - 1e-6), vad_labels(S))
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
+    total = l_spec + l_mr + 0.05 * l_vad + beta * kl
+    return total, dict(spec=l_spec.item(), mr=l_mr.item(), vad=l_vad.item(), kl=kl.item()), (y, s)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", default=str(HERE / "runs" / "v1"))
+    ap.add_argument("--corpus", default=str(HERE / "cache" / "corpus"))
+    ap.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget of this invocation")
+    ap.add_argument("--total-minutes", type=float, default=None, help="length of the LR schedule (default: --minutes)")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=3.0, help="length of each training example")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--beta", type=float, default=1e-3, help="final KL weight")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--eval-every", type=int, default=200)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    run = Path(args.run)
+    run.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+    model = VaeDenoiser().to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(args.seed)
+    step, used_s = 0, 0.0
+    ckpt = run / "last.pt"
+    if ckpt.exists():
+        st = torch.load(ckpt, map_location=dev)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        step, used_s = st["step"], st["used_s"]
+        gen.manual_seed(args.seed + step)  # continue with a fresh, still reproducible stream
+        print(f"resumed {ckpt} at step {step} ({used_s / 60:.1f} min trained)", flush=True)
+    total_s = 60 * (args.total_minutes or (args.minutes + used_s / 60))
+    win = sqrt_hann().to(dev)
+    train = mixer.Corpus(args.corpus, "train", dev)
+    val = mixer.Corpus(args.corpus, "val", dev)
+    vgen = torch.Generator(device=dev)
+    vgen.manual_seed(999)
+    with torch.no_grad():
+        vbatch = [mixer.make_batch(val, 16, int(4 * mixer.SR), vgen) for _ in range(4)]
+    L = int(args.seconds * mixer.SR) // HOP * HOP + N_FFT - HOP
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"params {n_params}, device {dev}, batch {args.batch} x {args.seconds} s", flush=True)
+    log = open(run / "log.jsonl", "a")
+    t0 = time.time()
+    while time.time() - t0 < args.minutes * 60:
+        frac = min(1.0, (used_s + time.time() - t0) / total_s)
+        lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        beta = args.beta * min(1.0, frac / 0.3)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        model.train()
+        with torch.no_grad():
+            noisy, clean, _ = mixer.make_batch(train, args.batch, L, gen)
+        loss, parts, _ = losses(model, noisy, clean, win, beta)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 3.0)
+        opt.step()
+        step += 1
+        if step % 25 == 0:
+            print(f"step {step} loss {loss.item():.4f} {parts} lr {lr:.2e} beta {beta:.1e} gn {gn:.2f} "
+                  f"{(time.time() - t0) / 60:.1f} min", flush=True)
+        if step % args.eval_every == 0:
+            model.eval()
+            with torch.no_grad():
+                vl, imp = 0.0, []
+                for noisy, clean, snr in vbatch:
+                    l, _, (y, s) = losses(model, noisy, clean, win, beta, sample=False)
+                    vl += l.item() / len(vbatch)
+                    n = noisy[:, : y.shape[1]]
+                    ok = s.pow(2).mean(-1) > 1e-10
+                    imp.append((si_sdr(y, s) - si_sdr(n, s))[ok])
+                imp = torch.cat(imp).mean().item()
+            rec = dict(step=step, minutes=round((used_s + time.time() - t0) / 60, 2), val_loss=vl,
+                       val_si_sdr_gain_db=imp, **parts)
+            print("VAL", json.dumps(rec), flush=True)
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            save(model, opt, step, used_s + time.time() - t0, run)
+    save(model, opt, step, used_s + time.time() - t0, run)
+    print(f"done: step {step}", flush=True)
+
+
+def save(model, opt, step, used_s, run):
+    tmp = run / "last.pt.tmp"
+    torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, used_s=used_s), tmp)
+    os.replace(tmp, run / "last.pt")
+
+
+if __name__ == "__main__":
+    main()

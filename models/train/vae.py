@@ -1,0 +1,117 @@
+"""The streaming causal VAE denoiser (PyTorch), written so that batch and T=1 streaming
+run the same code: every layer that looks at the past takes its memory as an explicit
+state tensor and returns the next one. That is also the ONNX contract (models/README.md).
+
+Signal path, per 10 ms hop (481 STFT bins at 48 kHz):
+  noisy spectrum -> features: 40 log band energies (whole band) + compressed magnitudes of
+  the first 192 bins (0-9.6 kHz, the harmonic region)
+  -> 2 causal convs over time (kernel 3: 20 ms of past context)
+  -> encoder GRU -> Gaussian posterior q(z|x): mean, log-variance (64-d)
+  -> z (sampled while training, the mean at inference)
+  -> decoder GRU -> per-bin gains in [0, 1] (481) and a speech probability.
+"""
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+SR = 48000
+N_FFT = 960
+HOP = 480
+BINS = N_FFT // 2 + 1
+N_BANDS = 40
+FINE_BINS = 192
+CONV_CH = 128
+HIDDEN = 192
+LATENT = 64
+CONV_K = 3
+
+
+def band_matrix(n_bands=N_BANDS, bins=BINS, sr=SR):
+    """Triangular bands on the ERB scale, [bins, n_bands], columns sum-normalised."""
+    f = np.arange(bins) * sr / 2 / (bins - 1)
+    erb = lambda hz: 21.4 * np.log10(1 + 0.00437 * hz)  # noqa: E731
+    centers = np.linspace(erb(0), erb(sr / 2), n_bands)
+    e = erb(f)
+    width = centers[1] - centers[0]
+    m = np.maximum(0.0, 1 - np.abs(e[:, None] - centers[None, :]) / width)
+    m /= m.sum(axis=0, keepdims=True) + 1e-9
+    return m.astype(np.float32)
+
+
+def sqrt_hann(n=N_FFT):
+    # periodic Hann, square-rooted: with a 50% hop, window^2 sums to exactly 1 (perfect reconstruction)
+    return torch.sqrt(0.5 - 0.5 * torch.cos(2 * math.pi * torch.arange(n) / n))
+
+
+class CausalConv(nn.Module):
+    """Conv1d over time whose past (K-1 frames) is carried as state [1, C_in, K-1]."""
+
+    def __init__(self, c_in, c_out, k=CONV_K):
+        super().__init__()
+        self.k = k
+        self.conv = nn.Conv1d(c_in, c_out, k)
+
+    def forward(self, x, state):  # x [B, C, T], state [B, C, K-1]
+        xp = torch.cat([state, x], dim=2)
+        return self.conv(xp), xp[:, :, -(self.k - 1):]
+
+
+class VaeDenoiser(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("bands", torch.from_numpy(band_matrix()))
+        self.inp = nn.Linear(N_BANDS + FINE_BINS, CONV_CH)
+        self.conv1 = CausalConv(CONV_CH, CONV_CH)
+        self.conv2 = CausalConv(CONV_CH, CONV_CH)
+        self.enc = nn.GRU(CONV_CH, HIDDEN, batch_first=True)
+        self.mu = nn.Linear(HIDDEN, LATENT)
+        self.logvar = nn.Linear(HIDDEN, LATENT)
+        self.dec = nn.GRU(LATENT, HIDDEN, batch_first=True)
+        self.gain = nn.Linear(HIDDEN, BINS)
+        self.vad = nn.Linear(HIDDEN, 1)
+        nn.init.constant_(self.gain.bias, 2.0)  # start near pass-through (sigmoid(2) = 0.88)
+
+    @staticmethod
+    def initial_state(batch=1, device="cpu"):
+        return [
+            torch.zeros(batch, CONV_CH, CONV_K - 1, device=device),
+            torch.zeros(batch, CONV_CH, CONV_K - 1, device=device),
+            torch.zeros(1, batch, HIDDEN, device=device),
+            torch.zeros(1, batch, HIDDEN, device=device),
+        ]
+
+    def features(self, spec):  # spec [B, T, BINS, 2]
+        power = spec[..., 0] ** 2 + spec[..., 1] ** 2
+        band_db = torch.log10(power @ self.bands + 1e-9)  # ~[-9, 3]
+        fine = (power[..., :FINE_BINS] + 1e-12) ** 0.15  # |X|^0.3
+        return torch.cat([(band_db + 4.0) / 4.0, fine], dim=-1)
+
+    def forward(self, spec, s0, s1, s2, s3, sample=False):
+        f = torch.relu(self.inp(self.features(spec))).transpose(1, 2)  # [B, C, T]
+        h, n0 = self.conv1(f, s0)
+        h = torch.relu(h)
+        h, n1 = self.conv2(h, s1)
+        h = torch.relu(h).transpose(1, 2)  # [B, T, C]
+        e, n2 = self.enc(h, s2)
+        mu, logvar = self.mu(e), self.logvar(e).clamp(-12.0, 6.0)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
+        d, n3 = self.dec(z, s3)
+        gains = torch.sigmoid(self.gain(d))
+        speech_prob = torch.sigmoid(self.vad(d))[..., 0]
+        # per-frame posterior uncertainty: mean posterior std over the latent dims
+        uncertainty = torch.exp(0.5 * logvar).mean(dim=-1)
+        return gains, speech_prob, uncertainty, mu, logvar, (n0, n1, n2, n3)
+
+
+def count_macs_per_frame(model):
+    """Multiply-accumulates per 10 ms hop (matrix products only)."""
+    macs = BINS * N_BANDS  # band energies
+    macs += (N_BANDS + FINE_BINS) * CONV_CH
+    macs += 2 * CONV_CH * CONV_CH * CONV_K
+    macs += 3 * (CONV_CH * HIDDEN + HIDDEN * HIDDEN)
+    macs += 2 * HIDDEN * LATENT
+    macs += 3 * (LATENT * HIDDEN + HIDDEN * HIDDEN)
+    macs += HIDDEN * (BINS + 1)
+    return macs

@@ -1,0 +1,105 @@
+//! Runs one command with validated settings. Printing to stdout is for results; messages
+//! go to stderr.
+
+use std::path::Path;
+
+use crate::cli::{Cli, Command, ModelCommand};
+use crate::config;
+use crate::error::{Error, Result};
+use crate::model::{LoadOptions, Model, Provider, ensure_runtime, onnx_file};
+use crate::offline;
+
+/// Run the parsed command line. Returns the process exit status.
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Clean(args) => {
+            let opts = config::clean_options(&args, !cli.quiet)?;
+            let (jobs, mut failed) = offline::plan(&args.inputs, &args.output)?;
+            let rep = if jobs.is_empty() {
+                offline::Report::default()
+            } else {
+                offline::clean(jobs, &opts)?
+            };
+            if !rep.provider.is_empty() {
+                eprintln!("denoised: execution provider: {}", rep.provider);
+            }
+            failed.extend(rep.failed);
+            if !cli.quiet {
+                for j in &rep.done {
+                    eprintln!("denoised: {} -> {}", j.input.display(), j.output.display());
+                }
+            }
+            if rep.done.is_empty() && failed.is_empty() {
+                eprintln!("denoised: error: no .wav files found in the inputs");
+                return Ok(1);
+            }
+            if failed.is_empty() {
+                return Ok(0);
+            }
+            eprintln!(
+                "denoised: {} of {} files failed:",
+                failed.len(),
+                failed.len() + rep.done.len()
+            );
+            for (input, e) in &failed {
+                eprintln!("  {}: {e}", input.display());
+            }
+            Ok(1)
+        }
+        Command::Model {
+            command: ModelCommand::Info { file },
+        } => {
+            let path = config::resolve_model(file.as_deref())?;
+            model_info(&path)?;
+            Ok(0)
+        }
+        Command::Bench(args) => {
+            let opts = config::bench_options(&args)?;
+            crate::bench::run(&opts)?;
+            Ok(0)
+        }
+    }
+}
+
+fn model_info(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|e| Error::model(path, format!("cannot read: {e}")))?;
+    let lib = ensure_runtime()?;
+    let model = Model::load(
+        path,
+        &LoadOptions {
+            provider: Provider::Cpu,
+            intra_threads: 1,
+        },
+    )?;
+    let spec = model.spec();
+    println!("file        {}", path.display());
+    println!("sha256      {}", onnx_file::sha256_hex(&bytes));
+    println!("size        {} bytes", bytes.len());
+    match onnx_file::parameter_count(&bytes) {
+        Some(n) => println!("parameters  {n}"),
+        None => println!("parameters  (could not be counted)"),
+    }
+    println!("runtime     {}", lib.display());
+    println!(
+        "contract    {} (sample rate {} Hz, FFT {}, hop {}, {} bins, lookahead {} frames)",
+        crate::model::contract::CONTRACT_VERSION,
+        spec.sample_rate_hz,
+        spec.fft_size,
+        spec.hop_size,
+        spec.bins,
+        spec.lookahead_frames
+    );
+    println!("metadata");
+    for (k, v) in &spec.metadata {
+        println!("  {k} = {v}");
+    }
+    println!("inputs");
+    for (n, t) in &spec.inputs {
+        println!("  {n}: {t}");
+    }
+    println!("outputs");
+    for (n, t) in &spec.outputs {
+        println!("  {n}: {t}");
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! What the user typed: clap types only. `config.rs` turns these into validated settings;
+//! nothing past `main` sees clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Real-time speech denoiser: cleans WAV files and (soon) live microphones with a small
+/// causal VAE run by ONNX Runtime.
+#[derive(Debug, Parser)]
+#[command(name = "denoised", version, propagate_version = true)]
+pub struct Cli {
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No progress bar and no summary; errors are still printed.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Denoise WAV files (any PCM/float format, any rate, any channel count).
+    Clean(CleanArgs),
+    /// Inspect a model file.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+    /// Measure speed: offline real-time factor and per-hop streaming latency.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Contract metadata, inputs and outputs, parameter count and SHA-256 of a model.
+    Info {
+        /// Model file [default: the shipped models/denoiser.onnx]
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProviderArg {
+    /// CUDA if it loads, else CPU
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// ONNX model file [default: the shipped models/denoiser.onnx]
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Execution provider; the one really used is always logged.
+    #[arg(long, value_enum, default_value_t = ProviderArg::Auto)]
+    pub provider: ProviderArg,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// WAV files or folders (searched recursively for *.wav).
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Output file (one input file) or folder (several inputs or a folder; structure is mirrored).
+    #[arg(short, long, value_name = "OUTPUT")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Most noise reduction applied to any frequency, in dB (0 = none, 100 = unlimited).
+    #[arg(long, value_name = "DB", default_value_t = crate::dsp::gain::DEFAULT_ATTENUATION_LIMIT_DB)]
+    pub attenuation_limit_db: f32,
+    /// Mix of denoised (1.0) and original (0.0) audio.
+    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    pub wet_dry: f32,
+    /// Files processed in parallel [default: number of CPU cores].
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// ONNX Runtime intra-op threads per file.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub threads: usize,
+    /// STFT frames (10 ms each) per model call.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub frames_per_call: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Seconds of generated audio for the offline measurement.
+    #[arg(long, value_name = "S", default_value_t = 60.0)]
+    pub seconds: f64,
+    /// Hops (10 ms) timed one by one for the streaming latency percentiles.
+    #[arg(long, value_name = "N", default_value_t = 3000)]
+    pub hops: usize,
+}

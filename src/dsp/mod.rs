@@ -1,0 +1,12 @@
+//! Pure signal processing: the streaming STFT and the application of model gains.
+//!
+//! Rules of this room: every buffer and FFT plan is allocated in `new()`; `reset()` only
+//! zeroes; per-hop methods take slices, `debug_assert!` their lengths and never allocate,
+//! lock or log, so the same code runs on the live worker thread and in offline cleaning.
+//! Float audio is in [-1, 1] at every boundary.
+
+pub mod gain;
+pub mod stft;
+
+pub use gain::{GainParams, apply_gains};
+pub use stft::{FFT_SIZE, HOP_SIZE, N_BINS, SAMPLE_RATE_HZ, Stft};

@@ -1,0 +1,18 @@
+//! denoised: a real-time speech denoiser for Linux.
+//!
+//! Rooms: `dsp` (STFT and gains, allocation-free after `new`), `model` (the ONNX model,
+//! its contract and the runtime), `stream` (one stream's hop-by-hop denoiser), `offline`
+//! (WAV files), `bench` (speed), `cli`/`config` (what the user typed / validated
+//! settings), `app` (runs a command).
+
+pub mod app;
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod dsp;
+pub mod error;
+pub mod model;
+pub mod offline;
+pub mod stream;
+
+pub use error::{Error, Result};

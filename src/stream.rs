@@ -1,0 +1,104 @@
+//! One stream's hop-by-hop denoiser: STFT analysis -> model (T=1, carried state) ->
+//! gains -> synthesis. The live worker runs one per channel; the bench times it.
+//!
+//! Everything is allocated in `new()`. `process_hop` allocates nothing itself; only the
+//! model call inside it (ONNX Runtime) may, which is why it can be exempted separately.
+
+use realfft::num_complex::Complex32;
+
+use crate::dsp::{GainParams, HOP_SIZE, N_BINS, Stft, apply_gains};
+use crate::error::Result;
+use crate::model::{FrameOutputs, Model, ModelState};
+
+/// Side information about one hop.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HopInfo {
+    pub speech_prob: f32,
+    pub uncertainty: f32,
+    pub nonfinite_gains: u32,
+}
+
+pub struct StreamDenoiser {
+    stft: Stft,
+    state: ModelState,
+    spec: Vec<Complex32>,
+    flat: Vec<f32>,
+    gains: Vec<f32>,
+    prob: [f32; 1],
+    unc: [f32; 1],
+    pub params: GainParams,
+}
+
+impl StreamDenoiser {
+    pub fn new(model: &Model, params: GainParams) -> Self {
+        let stft = Stft::new();
+        Self {
+            spec: stft.make_spectrum(),
+            stft,
+            state: model.new_state(),
+            flat: vec![0.0; N_BINS * 2],
+            gains: vec![0.0; N_BINS],
+            prob: [0.0],
+            unc: [0.0],
+            params,
+        }
+    }
+
+    /// Input-to-output delay of this processor, in samples at 48 kHz.
+    pub fn latency_samples(&self) -> usize {
+        self.stft.latency_samples()
+    }
+
+    pub fn reset(&mut self) {
+        self.stft.reset();
+        self.state.reset();
+    }
+
+    /// Analysis and packing into the model's input layout (allocation-free).
+    pub fn analyze(&mut self, input: &[f32]) {
+        debug_assert_eq!(input.len(), HOP_SIZE);
+        self.stft.analyze(input, &mut self.spec);
+        for (k, c) in self.spec.iter().enumerate() {
+            self.flat[2 * k] = c.re;
+            self.flat[2 * k + 1] = c.im;
+        }
+    }
+
+    /// The model call for the analysed hop (ONNX Runtime may allocate here).
+    pub fn infer(&mut self, model: &mut Model) -> Result<()> {
+        model.run(
+            &mut self.state,
+            &self.flat,
+            1,
+            FrameOutputs {
+                gains: &mut self.gains,
+                speech_prob: &mut self.prob,
+                uncertainty: &mut self.unc,
+            },
+        )
+    }
+
+    /// Gains and synthesis of the analysed hop (allocation-free).
+    pub fn synthesize(&mut self, output: &mut [f32]) -> HopInfo {
+        debug_assert_eq!(output.len(), HOP_SIZE);
+        let bad = apply_gains(&mut self.spec, &self.gains, &self.params);
+        self.stft.synthesize(&mut self.spec, output);
+        HopInfo {
+            speech_prob: self.prob[0],
+            uncertainty: self.unc[0],
+            nonfinite_gains: bad,
+        }
+    }
+
+    /// All three steps for one hop of 480 samples.
+    pub fn process_hop(
+        &mut self,
+        model: &mut Model,
+        input: &[f32],
+        output: &mut [f32],
+    ) -> Result<HopInfo> {
+        self.analyze(input);
+        self.infer(model)?;
+        Ok(self.synthesize(output))
+    }
+}
