@@ -42,7 +42,10 @@ pub fn run(cli: Cli) -> Result<i32> {
                 failed.len() + rep.done.len()
             );
             for (input, e) in &failed {
-                eprintln!("  {}: {e}", input.display());
+                match e {
+                    Error::Input { path, .. } if path == input => eprintln!("  {e}"),
+                    _ => eprintln!("  {}: {e}", input.display()),
+                }
             }
             Ok(1)
         }

@@ -47,6 +47,15 @@ def export(model, out_path, meta):
                                     "uncertainty": {1: "T"}},
                       opset_version=17, dynamo=False)
     m = onnx.load(str(tmp))
+    # the exporter leaves symbolic dims on some state outputs (slices over time): pin them
+    # to the state inputs' fixed shapes, as the contract requires
+    in_shapes = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in m.graph.input}
+    for o in m.graph.output:
+        if o.name.startswith("state_out_"):
+            dims = in_shapes["state_in_" + o.name[len("state_out_"):]]
+            for d, v in zip(o.type.tensor_type.shape.dim, dims):
+                d.Clear()
+                d.dim_value = v
     for k, v in meta.items():
         p = m.metadata_props.add()
         p.key, p.value = k, str(v)

@@ -38,20 +38,26 @@ def istft(X, win):
     return F.fold(frames.transpose(1, 2), (1, (T - 1) * HOP + N_FFT), (1, N_FFT), stride=(1, HOP)).reshape(B, -1)
 
 
+def mag(Z, eps=1e-10):
+    # |Z| with a finite gradient at 0 (torch's complex abs has a NaN gradient there,
+    # and digital silence gives exact zeros)
+    return torch.sqrt(Z.real.pow(2) + Z.imag.pow(2) + eps)
+
+
 def spec_loss(Y, S, c=0.3):
-    ym, sm = Y.abs().clamp(min=1e-8), S.abs().clamp(min=1e-8)
+    ym, sm = mag(Y), mag(S)
     ycm, scm = ym**c, sm**c
-    mag = F.mse_loss(ycm, scm)
+    l_mag = F.mse_loss(ycm, scm)
     cplx = F.mse_loss(torch.view_as_real(Y / ym * ycm), torch.view_as_real(S / sm * scm))
-    return mag + cplx
+    return l_mag + cplx
 
 
 def mrstft_loss(y, s):
     loss = 0.0
     for n, h in ((256, 64), (512, 128), (2048, 512)):
         w = torch.hann_window(n, device=y.device)
-        Y = torch.stft(y, n, h, window=w, return_complex=True).abs()
-        S = torch.stft(s, n, h, window=w, return_complex=True).abs()
+        Y = mag(torch.stft(y, n, h, window=w, return_complex=True))
+        S = mag(torch.stft(s, n, h, window=w, return_complex=True))
         loss = loss + (Y**0.3 - S**0.3).abs().mean()
     return loss / 3
 
@@ -108,6 +114,10 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     run = Path(args.run)
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)

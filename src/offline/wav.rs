@@ -71,6 +71,9 @@ fn open_error(path: &Path, e: hound::Error) -> Error {
             "not a WAV file, or its header is truncated".to_string()
         }
         hound::Error::IoError(io) => format!("cannot read: {io}"),
+        hound::Error::FormatError(m) if m.contains("bits per sample") || m.contains("format") => {
+            format!("unsupported encoding ({m}); supported: 8/16/24/32-bit integer PCM and 32-bit float")
+        }
         hound::Error::FormatError(m) => format!("not a valid WAV file ({m})"),
         hound::Error::Unsupported => {
             "unsupported encoding (only integer PCM and 32-bit float WAV can be read; A-law, mu-law and compressed WAV cannot)"

@@ -1,0 +1,507 @@
+//! The `denoised` binary end to end: help and exit codes, `clean` on every format, folders,
+//! and every kind of bad input (clear message naming the file, non-zero exit, nothing
+//! partial left behind, the rest of a batch still processed).
+
+mod common;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use common::*;
+use predicates::prelude::*;
+
+fn denoised() -> Command {
+    Command::cargo_bin("denoised").unwrap()
+}
+
+fn clean_with(model: &str) -> Command {
+    let mut c = denoised();
+    c.arg("clean")
+        .arg("--model")
+        .arg(fixture_model(model))
+        .arg("--provider")
+        .arg("cpu")
+        .arg("-q");
+    c
+}
+
+#[test]
+fn help_lists_the_commands() {
+    denoised().arg("--help").assert().success().stdout(
+        predicate::str::contains("clean")
+            .and(predicate::str::contains("bench"))
+            .and(predicate::str::contains("model")),
+    );
+    denoised()
+        .args(["clean", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--attenuation-limit-db <DB>"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    denoised().assert().code(2);
+    denoised().args(["clean"]).assert().code(2);
+    denoised()
+        .args(["clean", "x.wav"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--output"));
+    denoised().args(["frobnicate"]).assert().code(2);
+}
+
+#[test]
+fn bad_option_values_exit_78_and_name_the_option() {
+    let d = tempfile::tempdir().unwrap();
+    let inp = d.path().join("in.wav");
+    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    clean_with("identity")
+        .arg(&inp)
+        .arg("-o")
+        .arg(d.path().join("o.wav"))
+        .arg("--attenuation-limit-db=-5")
+        .assert()
+        .code(78)
+        .stderr(
+            predicate::str::contains("attenuation-limit-db")
+                .and(predicate::str::contains("0 to 100")),
+        );
+    clean_with("identity")
+        .arg(&inp)
+        .arg("-o")
+        .arg(d.path().join("o.wav"))
+        .args(["--wet-dry", "1.5"])
+        .assert()
+        .code(78)
+        .stderr(predicate::str::contains("wet-dry"));
+    assert!(!d.path().join("o.wav").exists());
+}
+
+fn assert_identity(rate: u32, bits: u16, float: bool, n_ch: usize, frames: usize) {
+    let d = tempfile::tempdir().unwrap();
+    let inp = d.path().join("in.wav");
+    let out = d.path().join("out.wav");
+    let chans: Vec<Vec<f32>> = (0..n_ch).map(|c| signal(frames, rate, c)).collect();
+    write_wav(&inp, rate, bits, float, &chans);
+    clean_with("identity")
+        .arg(&inp)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    let a = read_wav(&inp);
+    let b = read_wav(&out);
+    assert_eq!(a.spec, b.spec, "format, rate and channels are kept");
+    assert_eq!(a.channels[0].len(), b.channels[0].len(), "length is kept");
+    if rate == 48000 {
+        if float || bits == 32 {
+            // f32 carries 24 bits of mantissa: 32-bit integers are compared as floats
+            let err = a
+                .channels
+                .iter()
+                .flatten()
+                .zip(b.channels.iter().flatten())
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
+            assert!(err <= 1e-6, "float identity error {err}");
+        } else {
+            let lsb = a
+                .ints
+                .iter()
+                .zip(&b.ints)
+                .map(|(x, y)| (x - y).abs())
+                .max()
+                .unwrap();
+            assert!(lsb <= 1, "{bits}-bit identity differs by {lsb} LSB");
+        }
+    } else {
+        // resampled to 48 kHz and back: transparent in-band, edges excluded
+        let margin = rate as usize / 20;
+        for (x, y) in a.channels.iter().zip(&b.channels) {
+            let (mut e, mut s) = (0.0f64, 0.0f64);
+            for i in margin..frames - margin {
+                e += ((x[i] - y[i]) as f64).powi(2);
+                s += (x[i] as f64).powi(2);
+            }
+            let snr_db = 10.0 * (s / e.max(1e-20)).log10();
+            // 30 dB: the resampler's anti-aliasing filter removes the top ~5 % of the band, where
+            // the white-noise part of the test signal has about -32 dB of its power
+            assert!(snr_db > 30.0, "{rate} Hz round trip SNR {snr_db:.1} dB");
+        }
+    }
+}
+
+#[test]
+fn identity_model_returns_float_input_within_1e6() {
+    assert_identity(48000, 32, true, 1, 48000);
+}
+
+#[test]
+fn identity_model_returns_16bit_input_within_one_lsb() {
+    assert_identity(48000, 16, false, 1, 48000);
+}
+
+#[test]
+fn format_rate_channel_matrix_round_trips() {
+    for (rate, bits, float, ch) in [
+        (48000, 8, false, 1),
+        (48000, 24, false, 2),
+        (48000, 32, false, 3),
+        (44100, 16, false, 2),
+        (16000, 16, false, 1),
+        (8000, 8, false, 1),
+        (96000, 24, false, 1),
+        (22050, 32, true, 2),
+    ] {
+        assert_identity(rate, bits, float, ch, rate as usize * 3 / 2);
+    }
+}
+
+#[test]
+fn half_gain_model_halves_the_signal() {
+    let d = tempfile::tempdir().unwrap();
+    let inp = d.path().join("in.wav");
+    let out = d.path().join("out.wav");
+    write_wav(&inp, 48000, 32, true, &[signal(48000, 48000, 0)]);
+    clean_with("half_gain")
+        .arg(&inp)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    let (a, b) = (read_wav(&inp), read_wav(&out));
+    let err = a.channels[0]
+        .iter()
+        .zip(&b.channels[0])
+        .map(|(x, y)| (0.5 * x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(err < 1e-5, "{err}");
+}
+
+#[test]
+fn attenuation_limit_floors_a_zero_gain_model() {
+    let d = tempfile::tempdir().unwrap();
+    let inp = d.path().join("in.wav");
+    let out = d.path().join("out.wav");
+    write_wav(&inp, 48000, 32, true, &[signal(48000, 48000, 0)]);
+    clean_with("zero_gain")
+        .arg(&inp)
+        .arg("-o")
+        .arg(&out)
+        .args(["--attenuation-limit-db", "20"])
+        .assert()
+        .success();
+    let (a, b) = (read_wav(&inp), read_wav(&out));
+    let err = a.channels[0]
+        .iter()
+        .zip(&b.channels[0])
+        .map(|(x, y)| (0.1 * x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(err < 1e-5, "20 dB limit means a gain of 0.1: {err}");
+}
+
+#[test]
+fn folder_input_mirrors_structure_and_uses_several_jobs() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(src.join("a/b")).unwrap();
+    for (i, rel) in ["one.wav", "a/two.wav", "a/b/three.WAV"].iter().enumerate() {
+        write_wav(
+            &src.join(rel),
+            16000 + 8000 * i as u32,
+            16,
+            false,
+            &[signal(8000, 16000, i)],
+        );
+    }
+    std::fs::write(src.join("a/notes.txt"), "not audio").unwrap();
+    let out = d.path().join("out");
+    clean_with("identity")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .args(["--jobs", "2"])
+        .assert()
+        .success();
+    let got: Vec<_> = files_in(&out)
+        .iter()
+        .map(|p| p.strip_prefix(&out).unwrap().to_path_buf())
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            Path::new("a/b/three.WAV"),
+            Path::new("a/two.wav"),
+            Path::new("one.wav")
+        ]
+    );
+}
+
+#[test]
+fn several_files_go_into_the_output_folder() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a.wav"), d.path().join("b.wav"));
+    write_wav(&a, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    write_wav(&b, 48000, 16, false, &[signal(4800, 48000, 1)]);
+    let out = d.path().join("out");
+    clean_with("identity")
+        .arg(&a)
+        .arg(&b)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    assert!(out.join("a.wav").is_file() && out.join("b.wav").is_file());
+}
+
+/// Every malformed input: named in the error, exit 1, no output (not even a temp file),
+/// and the good file of the same batch is still cleaned.
+#[test]
+fn bad_inputs_are_reported_and_the_rest_of_the_batch_is_processed() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let pcm: Vec<u8> = (0..4800u32)
+        .flat_map(|i| ((i % 200) as i16 * 50).to_le_bytes())
+        .collect();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "not_a_wav.wav",
+            b"hello, this is not audio at all, just some text".to_vec(),
+            "not",
+        ),
+        (
+            "truncated_header.wav",
+            raw_wav(1, 1, 48000, 16, 9600, &pcm)[..20].to_vec(),
+            "not",
+        ),
+        (
+            "short_data.wav",
+            raw_wav(1, 1, 48000, 16, 96000, &pcm),
+            "truncated",
+        ),
+        ("empty.wav", raw_wav(1, 1, 48000, 16, 0, &[]), "0 samples"),
+        (
+            "twelve_bit.wav",
+            raw_wav(1, 1, 48000, 12, 9600, &pcm),
+            "unsupported",
+        ),
+        (
+            "alaw.wav",
+            raw_wav(6, 1, 8000, 8, 4800, &pcm[..4800]),
+            "unsupported",
+        ),
+        (
+            "zero_channels.wav",
+            raw_wav(1, 0, 48000, 16, 9600, &pcm),
+            "channel",
+        ),
+        ("absurd_rate.wav", raw_wav(1, 1, 7, 16, 9600, &pcm), "rate"),
+    ];
+    for (name, bytes, _) in &cases {
+        std::fs::write(src.join(name), bytes).unwrap();
+    }
+    write_wav(
+        &src.join("good.wav"),
+        48000,
+        16,
+        false,
+        &[signal(9600, 48000, 0)],
+    );
+    let out = d.path().join("out");
+    let assert = clean_with("identity")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_lowercase();
+    assert!(
+        stderr.contains(&format!(
+            "{} of {} files failed",
+            cases.len(),
+            cases.len() + 1
+        )),
+        "{stderr}"
+    );
+    for (name, _, why) in &cases {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} not named in:\n{stderr}"));
+        assert!(line.contains(why), "{name}: expected '{why}' in: {line}");
+    }
+    assert_eq!(
+        files_in(&out),
+        vec![out.join("good.wav")],
+        "only the good file, no partial or temp files"
+    );
+}
+
+#[test]
+fn unreadable_input_path_is_an_error() {
+    let d = tempfile::tempdir().unwrap();
+    clean_with("identity")
+        .arg(d.path().join("missing.wav"))
+        .arg("-o")
+        .arg(d.path().join("o.wav"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("missing.wav"));
+    assert!(!d.path().join("o.wav").exists());
+}
+
+#[test]
+fn output_folder_not_writable_is_an_error_and_leaves_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let inp = d.path().join("in.wav");
+    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    // a regular file where a folder is needed: not writable for anyone, root included
+    let blocker = d.path().join("blocker");
+    std::fs::write(&blocker, "x").unwrap();
+    clean_with("identity")
+        .arg(&inp)
+        .arg("-o")
+        .arg(blocker.join("sub/out.wav"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("blocker"));
+    assert_eq!(files_in(d.path()).len(), 2);
+}
+
+#[test]
+fn refuses_to_overwrite_the_input() {
+    let d = tempfile::tempdir().unwrap();
+    let inp = d.path().join("in.wav");
+    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    let before = std::fs::read(&inp).unwrap();
+    clean_with("identity")
+        .arg(&inp)
+        .arg("-o")
+        .arg(d.path().join("./in.wav"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("overwrite"));
+    assert_eq!(std::fs::read(&inp).unwrap(), before);
+    assert_eq!(files_in(d.path()), vec![inp]);
+}
+
+#[test]
+fn bad_models_give_clear_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let inp = d.path().join("in.wav");
+    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    for (model, needle) in [
+        ("corrupt", "not a loadable onnx model"),
+        ("bad_rate", "sample_rate_hz"),
+        ("no_contract", "denoised.contract"),
+        ("bad_bins", "expected float32 [1, t, 481, 2]"),
+        ("no_state_out", "state_out_h"),
+        ("does_not_exist", "no such file"),
+    ] {
+        let a = clean_with(model)
+            .arg(&inp)
+            .arg("-o")
+            .arg(d.path().join("o.wav"))
+            .assert()
+            .code(1);
+        let err = String::from_utf8_lossy(&a.get_output().stderr).to_lowercase();
+        assert!(
+            err.contains(&format!("{model}.onnx")) && err.contains(needle),
+            "{model}: {err}"
+        );
+        assert!(!d.path().join("o.wav").exists());
+    }
+}
+
+#[test]
+fn missing_onnx_runtime_says_how_to_fix_it() {
+    let d = tempfile::tempdir().unwrap();
+    let inp = d.path().join("in.wav");
+    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    clean_with("identity")
+        .env("ORT_DYLIB_PATH", d.path().join("nope/libonnxruntime.so"))
+        .arg(&inp)
+        .arg("-o")
+        .arg(d.path().join("o.wav"))
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("ONNX Runtime library not found")
+                .and(predicate::str::contains("scripts/setup")),
+        );
+}
+
+#[test]
+fn cuda_provider_fails_clearly_without_cuda() {
+    // The CPU build of ONNX Runtime (what CI installs) has no CUDA provider.
+    let d = tempfile::tempdir().unwrap();
+    let inp = d.path().join("in.wav");
+    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    let mut c = denoised();
+    c.args(["clean", "-q", "--provider", "cuda", "--model"])
+        .arg(fixture_model("identity"))
+        .arg(&inp)
+        .arg("-o")
+        .arg(d.path().join("o.wav"));
+    if Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".ort/gpu")
+        .exists()
+    {
+        return; // a GPU runtime is installed here; the CPU-only expectation does not apply
+    }
+    c.assert().code(1).stderr(predicate::str::contains(
+        "CUDA execution provider unavailable",
+    ));
+}
+
+#[test]
+fn auto_provider_falls_back_to_cpu_and_says_so() {
+    let d = tempfile::tempdir().unwrap();
+    let inp = d.path().join("in.wav");
+    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    let mut c = denoised();
+    c.args(["clean", "--provider", "auto", "--model"])
+        .arg(fixture_model("identity"))
+        .arg(&inp)
+        .arg("-o")
+        .arg(d.path().join("o.wav"));
+    c.assert()
+        .success()
+        .stderr(predicate::str::contains("execution provider: "));
+}
+
+#[test]
+fn model_info_prints_contract_and_parameters() {
+    denoised()
+        .args(["model", "info"])
+        .arg(fixture_model("tiny_gru"))
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("parameters  4298")
+                .and(predicate::str::contains("state_in_gru: Float32 [1, 1, 8]"))
+                .and(predicate::str::contains("sha256"))
+                .and(predicate::str::contains("sample_rate_hz = 48000")),
+        );
+}
+
+#[test]
+fn bench_prints_real_time_factor_and_percentiles() {
+    denoised()
+        .args([
+            "bench",
+            "--provider",
+            "cpu",
+            "--seconds",
+            "2",
+            "--hops",
+            "50",
+            "--model",
+        ])
+        .arg(fixture_model("tiny_gru"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("real-time factor").and(predicate::str::contains("p99")));
+}
