@@ -8,5 +8,5 @@ cd "$(dirname "$0")"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site ../../.whl/*.whl
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-python3 train.py --run "$OUT/run" --corpus cache/corpus --device cuda --batch 64 --lr 1.5e-3 \
-  --minutes "${MINUTES:-8}" --eval-every 400 --threads 8 2>&1 | tee "$OUT/train.log"
+python3 train.py --run "$OUT/run" --corpus cache/corpus --device cuda --batch 64 --lr "${LR:-1.5e-3}" ${INIT:+--init "$INIT"} \
+  --minutes "${MINUTES:-8}" --eval-every "${EVAL_EVERY:-400}" --threads 8 2>&1 | tee "$OUT/train.log"

@@ -84,9 +84,11 @@ def _rms(x):
     return torch.sqrt(torch.mean(x**2, dim=-1, keepdim=True) + 1e-12)
 
 
-def synth_noise(n, L, gen, dev, corpus):
-    """Eight synthetic noise families, one per row."""
+def synth_noise(n, L, gen, dev, corpus, family=None):
+    """Eight synthetic noise families, one (random, or `family`) per row."""
     kind = torch.randint(8, (n,), generator=gen, device=dev)
+    if family is not None:
+        kind = torch.full_like(kind, family)
     t = torch.arange(L, device=dev)[None, :] / SR
     white = torch.randn(n, L, generator=gen, device=dev)
     out = torch.zeros(n, L, device=dev)

@@ -23,6 +23,7 @@ import mixer
 from vae import HOP, N_FFT, VaeDenoiser, sqrt_hann
 
 HERE = Path(__file__).resolve().parent
+ASYM_WEIGHT = 1.0
 
 
 def stft(x, win):
@@ -49,7 +50,10 @@ def spec_loss(Y, S, c=0.3):
     ycm, scm = ym**c, sm**c
     l_mag = F.mse_loss(ycm, scm)
     cplx = F.mse_loss(torch.view_as_real(Y / ym * ycm), torch.view_as_real(S / sm * scm))
-    return l_mag + cplx
+    # asymmetric term: removing speech costs more than leaving noise (protects word onsets
+    # and weak consonants, which a causal model otherwise learns to clip)
+    asym = torch.relu(scm - ycm).pow(2).mean()
+    return l_mag + cplx + ASYM_WEIGHT * asym
 
 
 def mrstft_loss(y, s):
@@ -111,6 +115,7 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--init", default=None, help="warm-start from a checkpoint (tensors of matching shape)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
@@ -127,6 +132,12 @@ def main():
     gen.manual_seed(args.seed)
     step, used_s = 0, 0.0
     ckpt = run / "last.pt"
+    if args.init and not ckpt.exists():
+        src = torch.load(args.init, map_location=dev)["model"]
+        own = model.state_dict()
+        keep = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(keep, strict=False)
+        print(f"warm start from {args.init}: {len(keep)}/{len(own)} tensors", flush=True)
     if ckpt.exists():
         st = torch.load(ckpt, map_location=dev)
         model.load_state_dict(st["model"])

@@ -8,7 +8,7 @@ Signal path, per 10 ms hop (481 STFT bins at 48 kHz):
   -> 2 causal convs over time (kernel 3: 20 ms of past context)
   -> encoder GRU -> Gaussian posterior q(z|x): mean, log-variance (64-d)
   -> z (sampled while training, the mean at inference)
-  -> decoder GRU -> per-bin gains in [0, 1] (481) and a speech probability.
+  -> decoder GRU (input: z and the conv features, a conditional VAE) -> per-bin gains in [0, 1] (481) and a speech probability.
 """
 import math
 
@@ -68,7 +68,8 @@ class VaeDenoiser(nn.Module):
         self.enc = nn.GRU(CONV_CH, HIDDEN, batch_first=True)
         self.mu = nn.Linear(HIDDEN, LATENT)
         self.logvar = nn.Linear(HIDDEN, LATENT)
-        self.dec = nn.GRU(LATENT, HIDDEN, batch_first=True)
+        # conditional VAE: the decoder sees the latent and the encoder's conv features
+        self.dec = nn.GRU(LATENT + CONV_CH, HIDDEN, batch_first=True)
         self.gain = nn.Linear(HIDDEN, BINS)
         self.vad = nn.Linear(HIDDEN, 1)
         nn.init.constant_(self.gain.bias, 2.0)  # start near pass-through (sigmoid(2) = 0.88)
@@ -97,7 +98,7 @@ class VaeDenoiser(nn.Module):
         e, n2 = self.enc(h, s2)
         mu, logvar = self.mu(e), self.logvar(e).clamp(-12.0, 6.0)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
-        d, n3 = self.dec(z, s3)
+        d, n3 = self.dec(torch.cat([z, h], dim=-1), s3)
         gains = torch.sigmoid(self.gain(d))
         speech_prob = torch.sigmoid(self.vad(d))[..., 0]
         # per-frame posterior uncertainty: mean posterior std over the latent dims
@@ -112,6 +113,6 @@ def count_macs_per_frame(model):
     macs += 2 * CONV_CH * CONV_CH * CONV_K
     macs += 3 * (CONV_CH * HIDDEN + HIDDEN * HIDDEN)
     macs += 2 * HIDDEN * LATENT
-    macs += 3 * (LATENT * HIDDEN + HIDDEN * HIDDEN)
+    macs += 3 * ((LATENT + CONV_CH) * HIDDEN + HIDDEN * HIDDEN)
     macs += HIDDEN * (BINS + 1)
     return macs

@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Evaluate denoisers on the held-out validation split (voices and noise recordings never
+used in training): PESQ-WB, STOI, SI-SDR, and word-onset energy loss, overall, by input
+SNR and by noise type.
+
+  python evaluate.py                   # builds cache/eval/ once, then measures
+  python evaluate.py --n 100 --seconds 6
+
+Systems: the noisy input; RNNoise (pyrnnoise, 48 kHz); our model run through the Rust
+binary `denoised clean` (target/release/denoised, shipped model); and our model with the
+VAE's uncertainty used to soften suppression (Python/ONNX Runtime, an experiment).
+"""
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from scipy.signal import resample_poly
+
+import mixer
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+EVAL = HERE / "cache" / "eval"
+SR = 48000
+SNRS = [-5, 0, 5, 10, 20]
+NOISE_KINDS = ["real", "white", "pink", "hum", "fan", "clicks", "music", "babble"]
+SYNTH_INDEX = {"white": 0, "pink": 1, "hum": 3, "fan": 4, "clicks": 5, "music": 6, "babble": 7}
+
+
+def build_set(n, seconds, seed=2024):
+    """Fixed mixtures from the validation split: clean/NNN.wav, noisy/NNN.wav, meta.json."""
+    if (EVAL / "meta.json").exists():
+        return json.loads((EVAL / "meta.json").read_text())
+    (EVAL / "clean").mkdir(parents=True, exist_ok=True)
+    (EVAL / "noisy").mkdir(parents=True, exist_ok=True)
+    corpus = mixer.Corpus(HERE / "cache" / "corpus", "val", "cpu")
+    gen = torch.Generator().manual_seed(seed)
+    L = int(seconds * SR)
+    meta = []
+    for i in range(n):
+        snr = SNRS[i % len(SNRS)]
+        kind = NOISE_KINDS[(i // len(SNRS)) % len(NOISE_KINDS)]
+        # speech: the loudest of a few draws, so each item holds enough speech
+        best = None
+        for _ in range(4):
+            s, _ = mixer._segments(corpus.speech, corpus.s_start, corpus.s_len, 1, L, gen, loop=False)
+            if best is None or s.pow(2).mean() > best.pow(2).mean():
+                best = s
+        s = best[0]
+        if kind == "real":
+            nz, _ = mixer._segments(corpus.noise, corpus.n_start, corpus.n_len, 1, L, gen, loop=True)
+        else:
+            nz = mixer.synth_noise(1, L, gen, "cpu", corpus, family=SYNTH_INDEX[kind])
+        nz = nz.reshape(-1)
+        s_rms = s.pow(2).mean().sqrt()
+        nz = nz / nz.pow(2).mean().sqrt() * s_rms * 10 ** (-snr / 20)
+        level = 10 ** (np.random.default_rng(seed + i).uniform(-35, -20) / 20) / s_rms
+        clean, noisy = (s * level).numpy(), ((s + nz) * level).numpy()
+        peak = max(np.abs(noisy).max(), 1e-9)
+        if peak > 0.99:
+            clean, noisy = clean * 0.99 / peak, noisy * 0.99 / peak
+        name = f"{i:03d}.wav"
+        sf.write(EVAL / "clean" / name, clean, SR, subtype="FLOAT")
+        sf.write(EVAL / "noisy" / name, noisy, SR, subtype="FLOAT")
+        meta.append({"file": name, "snr_db": snr, "noise": kind})
+    (EVAL / "meta.json").write_text(json.dumps(meta))
+    return meta
+
+
+def si_sdr(est, ref):
+    ref = ref - ref.mean()
+    est = est - est.mean()
+    a = np.dot(est, ref) / (np.dot(ref, ref) + 1e-12)
+    t = a * ref
+    return 10 * np.log10(np.dot(t, t) / (np.dot(est - t, est - t) + 1e-12) + 1e-12)
+
+
+def onset_loss_db(est, ref):
+    """Energy of the first 50 ms after each speech onset, enhanced vs clean, in dB
+    (positive = the enhanced onset is weaker: a clipped word start)."""
+    hop = 480
+    f = lambda x: np.array([np.sum(x[i:i + hop] ** 2) for i in range(0, len(x) - hop, hop)])  # noqa: E731
+    e_ref, e_est = f(ref), f(est)
+    db = 10 * np.log10(e_ref + 1e-12)
+    thr = db.max() - 30
+    active = db > thr
+    losses = []
+    for t in range(10, len(active) - 5):
+        if active[t] and not active[t - 10:t].any():  # onset after >= 100 ms of silence
+            r, e = e_ref[t:t + 5].sum(), e_est[t:t + 5].sum()
+            losses.append(10 * np.log10((r + 1e-12) / (e + 1e-12)))
+    return losses
+
+
+def metrics(est, ref):
+    from pesq import pesq
+    from pystoi import stoi
+    n = min(len(est), len(ref))
+    est, ref = est[:n], ref[:n]
+    r16, e16 = resample_poly(ref, 1, 3), resample_poly(est, 1, 3)
+    try:
+        p = pesq(16000, r16, e16, "wb")
+    except Exception:  # noqa: BLE001 - PESQ refuses some inputs (no utterance detected)
+        p = float("nan")
+    return {"pesq_wb": p, "stoi": stoi(ref, est, SR, extended=False), "si_sdr": si_sdr(est, ref),
+            "onsets": onset_loss_db(est, ref)}
+
+
+def run_rnnoise(src, dst):
+    from pyrnnoise import RNNoise
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in sorted(src.glob("*.wav")):
+        x, sr = sf.read(f, dtype="float32")
+        den = RNNoise(sample_rate=sr)
+        pcm = (np.clip(x, -1, 1) * 32767).astype(np.int16)
+        out = []
+        pcm = np.concatenate([pcm, np.zeros(2400, np.int16)])  # flush RNNoise's delay
+        for _, frame in den.denoise_chunk(pcm[None, :], partial=True):
+            out.append(np.asarray(frame).reshape(-1))
+        y = np.concatenate(out).astype(np.float32) / 32767
+        # RNNoise delays its output; find the lag (0..2000 samples) that best matches the input
+        n = min(len(x), len(y)) - 2000
+        lag = int(np.argmax([np.dot(x[:n], y[k:k + n]) for k in range(0, 2000, 1)]))
+        y = y[lag:]
+        y = np.pad(y, (0, max(0, len(x) - len(y))))[: len(x)]
+        sf.write(dst / f.name, y, sr, subtype="FLOAT")
+
+
+def run_denoised(src, dst, extra=()):
+    exe = ROOT / "target" / "release" / "denoised"
+    cmd = [str(exe), "clean", str(src), "-o", str(dst), "-q", *extra]
+    t = time.time()
+    subprocess.run(cmd, check=True)
+    return time.time() - t
+
+
+def run_uncertainty_softening(src, dst, model_path, alpha, limit_db=30.0):
+    """Our model with gains softened where the posterior is unsure: g' = g ** (1 - a*u_n),
+    u_n = the frame's uncertainty scaled to [0, 1] over the file. Python reference of the
+    same STFT as the Rust code."""
+    import onnxruntime as ort
+    from vae import HOP, N_FFT, sqrt_hann
+    dst.mkdir(parents=True, exist_ok=True)
+    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    win = sqrt_hann().numpy()
+    floor = 10 ** (-limit_db / 20)
+    for f in sorted(src.glob("*.wav")):
+        x, sr = sf.read(f, dtype="float32")
+        lat = N_FFT - HOP
+        n_hops = -(-(len(x) + lat) // HOP)
+        xp = np.concatenate([np.zeros(N_FFT - HOP, np.float32), x, np.zeros(n_hops * HOP - len(x), np.float32)])
+        frames = np.stack([xp[t * HOP: t * HOP + N_FFT] * win for t in range(n_hops)])
+        X = np.fft.rfft(frames, axis=-1)
+        spec = np.stack([X.real, X.imag], -1)[None].astype(np.float32)
+        states = [np.zeros([d for d in i.shape], np.float32) for i in sess.get_inputs()[1:]]
+        outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, dict(zip(names, [spec] + states)))))
+        g = outs["gains"][0]
+        u = outs["uncertainty"][0]
+        un = (u - u.min()) / (u.max() - u.min() + 1e-9)
+        g = np.clip(g, floor, 1.0) ** (1 - alpha * un[:, None])
+        Y = X * g
+        y = np.fft.irfft(Y, n=N_FFT, axis=-1) * win
+        out = np.zeros(n_hops * HOP + N_FFT, np.float32)
+        for t in range(n_hops):
+            out[t * HOP: t * HOP + N_FFT] += y[t]
+        y = out[N_FFT - HOP: N_FFT - HOP + len(x)]
+        sf.write(dst / f.name, y.astype(np.float32), sr, subtype="FLOAT")
+
+
+def summarize(results, meta):
+    def agg(rows):
+        p = [r["pesq_wb"] for r in rows if not np.isnan(r["pesq_wb"])]
+        ons = [o for r in rows for o in r["onsets"]]
+        return {"pesq_wb": float(np.mean(p)) if p else float("nan"), "stoi": float(np.mean([r["stoi"] for r in rows])),
+                "si_sdr": float(np.mean([r["si_sdr"] for r in rows])),
+                "onset_loss_db": float(np.mean(ons)) if ons else float("nan"), "n": len(rows)}
+    out = {}
+    for system, rows in results.items():
+        s = {"overall": agg(rows)}
+        for snr in SNRS:
+            s[f"snr {snr:+d} dB"] = agg([r for r, m in zip(rows, meta) if m["snr_db"] == snr])
+        for k in NOISE_KINDS:
+            s[f"noise {k}"] = agg([r for r, m in zip(rows, meta) if m["noise"] == k])
+        out[system] = s
+    return out
+
+
+def table(summary):
+    systems = list(summary)
+    lines = ["| subset | " + " | ".join(f"{s} PESQ-WB / STOI / SI-SDR / onset loss" for s in systems) + " |",
+             "|---|" + "---|" * len(systems)]
+    for key in summary[systems[0]]:
+        cells = []
+        for s in systems:
+            m = summary[s][key]
+            cells.append(f"{m['pesq_wb']:.2f} / {m['stoi']:.3f} / {m['si_sdr']:.1f} dB / {m['onset_loss_db']:.1f} dB")
+        lines.append(f"| {key} (n={summary[systems[0]][key]['n']}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=80)
+    ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--model", default=str(ROOT / "models" / "denoiser.onnx"))
+    ap.add_argument("--out", default=str(EVAL / "results.json"))
+    ap.add_argument("--systems", default="noisy,rnnoise,denoised,denoised_uncertainty")
+    args = ap.parse_args()
+    meta = build_set(args.n, args.seconds)
+    systems = args.systems.split(",")
+    dirs = {"noisy": EVAL / "noisy"}
+    timings = {}
+    if "rnnoise" in systems:
+        dirs["rnnoise"] = EVAL / "out_rnnoise"
+        if not dirs["rnnoise"].exists():
+            run_rnnoise(EVAL / "noisy", dirs["rnnoise"])
+    if "denoised" in systems:
+        dirs["denoised"] = EVAL / "out_denoised"
+        timings["denoised_clean_s"] = run_denoised(EVAL / "noisy", dirs["denoised"], ["--model", args.model])
+    if "denoised_uncertainty" in systems:
+        dirs["denoised_uncertainty"] = EVAL / "out_denoised_unc"
+        run_uncertainty_softening(EVAL / "noisy", dirs["denoised_uncertainty"], args.model, alpha=0.5)
+    results = {}
+    for name, d in dirs.items():
+        rows = []
+        for m in meta:
+            ref, _ = sf.read(EVAL / "clean" / m["file"], dtype="float32")
+            est, _ = sf.read(d / m["file"], dtype="float32")
+            rows.append(metrics(est, ref))
+        results[name] = rows
+    summary = summarize(results, meta)
+    Path(args.out).write_text(json.dumps({"summary": summary, "timings": timings}, indent=1))
+    print(table(summary))
+    print("timings:", timings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

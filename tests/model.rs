@@ -1,0 +1,118 @@
+//! The model runtime against the contract: streaming T=1 with carried state equals one
+//! batch call; the hop-by-hop stream equals offline cleaning; chunk size does not matter.
+
+mod common;
+
+use common::*;
+use denoised::dsp::{GainParams, HOP_SIZE};
+use denoised::model::{LoadOptions, Model};
+use denoised::offline::denoise_channel;
+use denoised::stream::StreamDenoiser;
+
+fn load(name: &str) -> Model {
+    Model::load(&fixture_model(name), &LoadOptions::default()).unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// A test signal loud enough to move the tiny GRU's state around.
+fn input(n: usize) -> Vec<f32> {
+    signal(n, 48000, 0)
+        .iter()
+        .zip(noise(n, 0.3, 5))
+        .map(|(a, b)| a + b)
+        .collect()
+}
+
+#[test]
+fn streaming_t1_equals_batch_within_1e4() {
+    let mut model = load("tiny_gru");
+    let x = input(48000 * 2);
+    let p = GainParams {
+        attenuation_limit_db: 100.0,
+        wet: 1.0,
+    };
+    let (batch, _) = denoise_channel(&mut model, &x, &p, 100_000, &mut |_| {}).unwrap();
+    let (stream, _) = denoise_channel(&mut model, &x, &p, 1, &mut |_| {}).unwrap();
+    let (chunked, _) = denoise_channel(&mut model, &x, &p, 37, &mut |_| {}).unwrap();
+    assert!(
+        max_abs_diff(&batch, &stream) <= 1e-4,
+        "{}",
+        max_abs_diff(&batch, &stream)
+    );
+    assert!(max_abs_diff(&batch, &chunked) <= 1e-4);
+    // and the model really does something that depends on its state
+    let identity = max_abs_diff(&batch, &x);
+    assert!(
+        identity > 1e-2,
+        "tiny GRU should change the signal ({identity})"
+    );
+}
+
+#[test]
+fn stream_denoiser_equals_offline_after_latency() {
+    let mut model = load("tiny_gru");
+    let x = input(48000);
+    let p = GainParams::default();
+    let (offline, _) = denoise_channel(&mut model, &x, &p, 500, &mut |_| {}).unwrap();
+    let mut s = StreamDenoiser::new(&model, p);
+    let d = s.latency_samples();
+    let mut live = vec![0.0; x.len()];
+    for (i, o) in x
+        .chunks_exact(HOP_SIZE)
+        .zip(live.chunks_exact_mut(HOP_SIZE))
+    {
+        s.process_hop(&mut model, i, o).unwrap();
+    }
+    let err = max_abs_diff(&live[d..], &offline[..x.len() - d]);
+    assert!(err <= 1e-4, "live vs offline {err}");
+}
+
+#[test]
+fn state_is_per_stream_and_resettable() {
+    let mut model = load("tiny_gru");
+    let x = input(HOP_SIZE * 50);
+    let p = GainParams::default();
+    let mut a = StreamDenoiser::new(&model, p);
+    let mut out_a = vec![0.0; x.len()];
+    for (i, o) in x
+        .chunks_exact(HOP_SIZE)
+        .zip(out_a.chunks_exact_mut(HOP_SIZE))
+    {
+        a.process_hop(&mut model, i, o).unwrap();
+    }
+    a.reset();
+    let mut again = vec![0.0; x.len()];
+    for (i, o) in x
+        .chunks_exact(HOP_SIZE)
+        .zip(again.chunks_exact_mut(HOP_SIZE))
+    {
+        a.process_hop(&mut model, i, o).unwrap();
+    }
+    assert_eq!(out_a, again, "after reset() a stream starts from scratch");
+}
+
+#[test]
+fn shipped_model_streaming_equals_batch_if_present() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/denoiser.onnx");
+    if !path.exists() {
+        eprintln!("models/denoiser.onnx not present; skipped");
+        return;
+    }
+    let mut model = Model::load(&path, &LoadOptions::default()).unwrap();
+    assert!(model.spec().has_speech_prob && model.spec().has_uncertainty);
+    let x = input(48000);
+    let p = GainParams::default();
+    let (batch, _) = denoise_channel(&mut model, &x, &p, 100_000, &mut |_| {}).unwrap();
+    let (stream, _) = denoise_channel(&mut model, &x, &p, 1, &mut |_| {}).unwrap();
+    assert!(
+        max_abs_diff(&batch, &stream) <= 1e-4,
+        "{}",
+        max_abs_diff(&batch, &stream)
+    );
+}

@@ -1,0 +1,47 @@
+//! Real-time rule, checked: the per-hop DSP (STFT analysis, gains, synthesis, and the
+//! stream's pre/post-model steps) allocates nothing. `assert_no_alloc` aborts the test
+//! binary if anything allocates inside the guarded closure. The model call itself is
+//! exempt: ONNX Runtime allocates its outputs.
+
+mod common;
+
+use assert_no_alloc::{AllocDisabler, assert_no_alloc};
+use common::*;
+use denoised::dsp::{GainParams, HOP_SIZE, N_BINS, Stft, apply_gains};
+use denoised::model::{LoadOptions, Model};
+use denoised::stream::StreamDenoiser;
+
+#[global_allocator]
+static ALLOC: AllocDisabler = AllocDisabler;
+
+#[test]
+fn per_hop_dsp_does_not_allocate() {
+    let mut stft = Stft::new();
+    let mut spec = stft.make_spectrum();
+    let gains = vec![0.5f32; N_BINS];
+    let params = GainParams::default();
+    let input = noise(HOP_SIZE * 20, 0.5, 1);
+    let mut out = vec![0.0f32; HOP_SIZE];
+    for hop in input.chunks_exact(HOP_SIZE) {
+        assert_no_alloc(|| {
+            stft.analyze(hop, &mut spec);
+            apply_gains(&mut spec, &gains, &params);
+            stft.synthesize(&mut spec, &mut out);
+        });
+    }
+}
+
+#[test]
+fn stream_denoiser_hop_does_not_allocate_outside_the_model_call() {
+    let mut model = Model::load(&fixture_model("tiny_gru"), &LoadOptions::default()).unwrap();
+    let mut s = StreamDenoiser::new(&model, GainParams::default());
+    let input = noise(HOP_SIZE * 20, 0.5, 2);
+    let mut out = vec![0.0f32; HOP_SIZE];
+    for hop in input.chunks_exact(HOP_SIZE) {
+        assert_no_alloc(|| s.analyze(hop));
+        s.infer(&mut model).unwrap();
+        assert_no_alloc(|| {
+            s.synthesize(&mut out);
+        });
+    }
+}
