@@ -13,6 +13,8 @@ pub mod dsp;
 pub mod error;
 pub mod model;
 pub mod offline;
+pub mod rt;
 pub mod stream;
+pub mod worker;
 
 pub use error::{Error, Result};

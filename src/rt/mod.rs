@@ -1,0 +1,202 @@
+//! Code that runs on the audio devices' callback threads.
+//!
+//! Rules of this room (Ross Bencina, "time waits for nothing"): a callback converts,
+//! copies and counts. It never allocates, locks, logs, does I/O, sleeps, spins, blocks or
+//! panics. Everything it touches was allocated before the stream started: one half of a
+//! lock-free SPSC ring (`ringbuf`) and a few atomic counters. A shortfall on output is
+//! filled with silence and counted; a full input ring drops the newest samples and counts
+//! them. Stream errors are counted here and reported by an ordinary thread.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cpal::{FromSample, Sample};
+use ringbuf::traits::{Consumer, Observer, Producer};
+use ringbuf::{HeapCons, HeapProd};
+
+/// Counters shared between the callbacks, the worker and the supervisor.
+#[derive(Debug, Default)]
+pub struct RtStats {
+    /// capture samples dropped because the input ring was full
+    pub input_dropped_samples: AtomicU64,
+    /// playback samples filled with silence because the output ring was empty
+    pub output_padded_samples: AtomicU64,
+    /// playback callbacks that had to pad (under-runs)
+    pub output_underruns: AtomicU64,
+    /// capture callbacks that dropped samples (over-runs)
+    pub input_overruns: AtomicU64,
+    /// errors reported by the audio backend's error callback
+    pub stream_errors: AtomicU64,
+    /// frames captured / played in total
+    pub captured_frames: AtomicU64,
+    pub played_frames: AtomicU64,
+}
+
+impl RtStats {
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
+/// Which input channel feeds the denoiser.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputChannel {
+    /// the mean of all channels
+    Downmix,
+    /// one channel, 0-based
+    Index(usize),
+}
+
+/// The capture callback's state: converts device samples to mono f32 in [-1, 1] and
+/// pushes them into the input ring.
+pub struct CaptureSide {
+    producer: HeapProd<f32>,
+    channels: usize,
+    select: InputChannel,
+    stats: Arc<RtStats>,
+}
+
+impl CaptureSide {
+    pub fn new(
+        producer: HeapProd<f32>,
+        channels: usize,
+        select: InputChannel,
+        stats: Arc<RtStats>,
+    ) -> Self {
+        Self {
+            producer,
+            channels: channels.max(1),
+            select,
+            stats,
+        }
+    }
+
+    /// The capture callback body: `data` is interleaved, `channels` per frame.
+    pub fn on_input<T: Sample>(&mut self, data: &[T])
+    where
+        f32: FromSample<T>,
+    {
+        let n = self.channels;
+        let mut dropped = 0u64;
+        for frame in data.chunks_exact(n) {
+            let x = match self.select {
+                InputChannel::Index(i) if i < n => f32::from_sample(frame[i]),
+                _ => frame.iter().map(|&s| f32::from_sample(s)).sum::<f32>() / n as f32,
+            };
+            if self.producer.try_push(x).is_err() {
+                dropped += 1;
+            }
+        }
+        self.stats
+            .captured_frames
+            .fetch_add((data.len() / n) as u64, Ordering::Relaxed);
+        if dropped > 0 {
+            self.stats
+                .input_dropped_samples
+                .fetch_add(dropped, Ordering::Relaxed);
+            self.stats.input_overruns.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The playback callback's state: pops mono f32 from the output ring and writes it to
+/// every channel of the device buffer.
+pub struct PlaybackSide {
+    consumer: HeapCons<f32>,
+    channels: usize,
+    stats: Arc<RtStats>,
+}
+
+impl PlaybackSide {
+    pub fn new(consumer: HeapCons<f32>, channels: usize, stats: Arc<RtStats>) -> Self {
+        Self {
+            consumer,
+            channels: channels.max(1),
+            stats,
+        }
+    }
+
+    /// Samples waiting in the output ring.
+    pub fn fill(&self) -> usize {
+        self.consumer.occupied_len()
+    }
+
+    /// The playback callback body.
+    pub fn on_output<T: Sample + FromSample<f32>>(&mut self, data: &mut [T]) {
+        let n = self.channels;
+        let mut padded = 0u64;
+        for frame in data.chunks_exact_mut(n) {
+            let x = match self.consumer.try_pop() {
+                Some(x) => x,
+                None => {
+                    padded += 1;
+                    0.0
+                }
+            };
+            let s = T::from_sample(x.clamp(-1.0, 1.0));
+            for o in frame.iter_mut() {
+                *o = s;
+            }
+        }
+        self.stats
+            .played_frames
+            .fetch_add((data.len() / n) as u64, Ordering::Relaxed);
+        if padded > 0 {
+            self.stats
+                .output_padded_samples
+                .fetch_add(padded, Ordering::Relaxed);
+            self.stats.output_underruns.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The error callback body: count, never log here.
+pub fn on_stream_error(stats: &RtStats) {
+    stats.stream_errors.fetch_add(1, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringbuf::HeapRb;
+    use ringbuf::traits::Split;
+
+    #[test]
+    fn capture_downmixes_and_counts_overruns() {
+        let (p, mut c) = HeapRb::<f32>::new(4).split();
+        let stats = Arc::new(RtStats::default());
+        let mut cap = CaptureSide::new(p, 2, InputChannel::Downmix, stats.clone());
+        cap.on_input(&[
+            0.5f32, -0.5, 1.0, 0.0, 0.2, 0.2, 0.0, 0.0, 0.1, 0.1, 0.3, 0.3,
+        ]);
+        let mut out = [0.0f32; 4];
+        assert_eq!(c.pop_slice(&mut out), 4);
+        assert_eq!(out, [0.0, 0.5, 0.2, 0.0]);
+        assert_eq!(RtStats::get(&stats.input_dropped_samples), 2);
+        assert_eq!(RtStats::get(&stats.input_overruns), 1);
+    }
+
+    #[test]
+    fn capture_converts_integer_formats_exactly() {
+        let (p, mut c) = HeapRb::<f32>::new(8).split();
+        let stats = Arc::new(RtStats::default());
+        let mut cap = CaptureSide::new(p, 1, InputChannel::Index(0), stats);
+        cap.on_input(&[i16::MIN, 0i16, 16384]);
+        assert_eq!(c.try_pop(), Some(-1.0));
+        assert_eq!(c.try_pop(), Some(0.0));
+        assert_eq!(c.try_pop(), Some(0.5));
+    }
+
+    #[test]
+    fn playback_pads_with_silence_and_counts_underruns() {
+        let (mut p, c) = HeapRb::<f32>::new(8).split();
+        let stats = Arc::new(RtStats::default());
+        let mut play = PlaybackSide::new(c, 2, stats.clone());
+        p.push_slice(&[0.5, -0.25]);
+        let mut buf = [7i16; 8];
+        play.on_output(&mut buf);
+        assert_eq!(buf, [16384, 16384, -8192, -8192, 0, 0, 0, 0]);
+        assert_eq!(RtStats::get(&stats.output_padded_samples), 2);
+        assert_eq!(RtStats::get(&stats.output_underruns), 1);
+    }
+}

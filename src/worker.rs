@@ -1,0 +1,186 @@
+//! The denoise worker: an ordinary (non-callback) named thread that moves audio from the
+//! input ring to the output ring one 10 ms hop at a time, through the `StreamDenoiser`.
+//!
+//! It may sleep (it polls the input ring every millisecond when no hop is ready); it does
+//! not allocate per hop outside the model call. Control messages (attenuation, wet/dry,
+//! bypass, stop) arrive on a crossbeam channel from ordinary threads; parameter changes
+//! are ramped over one hop by the gain code, bypass crossfades over `RAMP_HOPS` hops.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use ringbuf::traits::{Consumer, Observer, Producer};
+use ringbuf::{HeapCons, HeapProd};
+
+use crate::dsp::{GainParams, HOP_SIZE};
+use crate::error::Result;
+use crate::model::Model;
+use crate::stream::StreamDenoiser;
+
+/// Hops over which bypass fades in or out (50 ms).
+pub const RAMP_HOPS: usize = 5;
+
+/// Messages from the supervisor (or, later, the control socket) to the worker.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Control {
+    SetAttenuationLimitDb(f32),
+    SetWet(f32),
+    Bypass(bool),
+    Stop,
+}
+
+/// What the worker publishes for status displays (all lock-free).
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    pub hops: AtomicU64,
+    /// microseconds, whole hop (analysis + model + synthesis)
+    pub hop_time_last_us: AtomicU64,
+    pub hop_time_max_us: AtomicU64,
+    /// speech probability of the last hop, in thousandths
+    pub speech_prob_milli: AtomicU32,
+    pub model_errors: AtomicU64,
+    /// output samples dropped because the output ring was full
+    pub output_dropped_samples: AtomicU64,
+    pub running: AtomicBool,
+}
+
+pub struct Worker {
+    model: Model,
+    stream: StreamDenoiser,
+    input: HeapCons<f32>,
+    output: HeapProd<f32>,
+    control: Receiver<Control>,
+    stats: Arc<WorkerStats>,
+    hop_in: Vec<f32>,
+    hop_out: Vec<f32>,
+    /// input delayed by the STFT latency, so bypass is time-aligned with the wet path
+    dry_delay: Vec<f32>,
+    dry: Vec<f32>,
+    bypass: bool,
+    /// 0 = fully wet, RAMP_HOPS = fully dry
+    ramp: usize,
+}
+
+impl Worker {
+    pub fn new(
+        model: Model,
+        params: GainParams,
+        input: HeapCons<f32>,
+        output: HeapProd<f32>,
+        control: Receiver<Control>,
+        stats: Arc<WorkerStats>,
+    ) -> Self {
+        let stream = StreamDenoiser::new(&model, params);
+        let latency = stream.latency_samples();
+        Self {
+            model,
+            stream,
+            input,
+            output,
+            control,
+            stats,
+            hop_in: vec![0.0; HOP_SIZE],
+            hop_out: vec![0.0; HOP_SIZE],
+            dry_delay: vec![0.0; latency + HOP_SIZE],
+            dry: vec![0.0; HOP_SIZE],
+            bypass: false,
+            ramp: 0,
+        }
+    }
+
+    /// Delay this worker adds, in samples (48 kHz): the STFT's latency plus the hop it
+    /// waits for.
+    pub fn latency_samples(&self) -> usize {
+        self.stream.latency_samples() + HOP_SIZE
+    }
+
+    fn apply(&mut self, c: Control) -> bool {
+        match c {
+            Control::SetAttenuationLimitDb(db) => self.stream.params.attenuation_limit_db = db,
+            Control::SetWet(w) => self.stream.params.wet = w,
+            Control::Bypass(b) => self.bypass = b,
+            Control::Stop => return false,
+        }
+        true
+    }
+
+    /// Process every complete hop waiting in the input ring. Returns false on `Stop`.
+    pub fn step(&mut self) -> Result<bool> {
+        loop {
+            match self.control.try_recv() {
+                Ok(c) => {
+                    if !self.apply(c) {
+                        return Ok(false);
+                    }
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return Ok(false),
+            }
+        }
+        while self.input.occupied_len() >= HOP_SIZE {
+            self.input.pop_slice(&mut self.hop_in);
+            let t = Instant::now();
+            // dry path: the same delay as the wet path
+            let lat = self.dry_delay.len() - HOP_SIZE;
+            self.dry_delay[lat..].copy_from_slice(&self.hop_in);
+            self.dry.copy_from_slice(&self.dry_delay[..HOP_SIZE]);
+            self.dry_delay.copy_within(HOP_SIZE.., 0);
+            match self
+                .stream
+                .process_hop(&mut self.model, &self.hop_in, &mut self.hop_out)
+            {
+                Ok(info) => {
+                    self.stats
+                        .speech_prob_milli
+                        .store((info.speech_prob * 1000.0) as u32, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    // a failed model call must not stop the audio: pass the dry signal
+                    self.stats.model_errors.fetch_add(1, Ordering::Relaxed);
+                    self.hop_out.copy_from_slice(&self.dry);
+                }
+            }
+            let from = self.ramp as f32 / RAMP_HOPS as f32;
+            if self.bypass && self.ramp < RAMP_HOPS {
+                self.ramp += 1;
+            } else if !self.bypass && self.ramp > 0 {
+                self.ramp -= 1;
+            }
+            let to = self.ramp as f32 / RAMP_HOPS as f32;
+            if from > 0.0 || to > 0.0 {
+                for (i, (o, d)) in self.hop_out.iter_mut().zip(&self.dry).enumerate() {
+                    let a = from + (to - from) * i as f32 / HOP_SIZE as f32;
+                    *o = (1.0 - a) * *o + a * d;
+                }
+            }
+            let pushed = self.output.push_slice(&self.hop_out);
+            if pushed < HOP_SIZE {
+                self.stats
+                    .output_dropped_samples
+                    .fetch_add((HOP_SIZE - pushed) as u64, Ordering::Relaxed);
+            }
+            let us = t.elapsed().as_micros() as u64;
+            self.stats.hop_time_last_us.store(us, Ordering::Relaxed);
+            self.stats.hop_time_max_us.fetch_max(us, Ordering::Relaxed);
+            self.stats.hops.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(true)
+    }
+
+    /// The thread body: step until `Stop` or the control channel closes.
+    pub fn run(mut self) {
+        self.stats.running.store(true, Ordering::Relaxed);
+        loop {
+            match self.step() {
+                Ok(true) => {}
+                _ => break,
+            }
+            if self.control.is_empty() && self.input.occupied_len() < HOP_SIZE {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        self.stats.running.store(false, Ordering::Relaxed);
+    }
+}
