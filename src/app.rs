@@ -2,6 +2,8 @@
 //! go to stderr.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use crate::cli::{Cli, Command, ModelCommand};
 use crate::config;
@@ -54,6 +56,45 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => {
             let path = config::resolve_model(file.as_deref())?;
             model_info(&path)?;
+            Ok(0)
+        }
+        Command::Run(args) => {
+            let opts = config::run_options(&args, cli.verbose)?;
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, stop.clone()).map_err(|e| Error::Device {
+                    msg: format!("cannot install signal handler: {e}"),
+                })?;
+            }
+            crate::live::run(&opts, stop)?;
+            Ok(0)
+        }
+        Command::Devices => {
+            let devices = crate::audio::list_devices()?;
+            if devices.is_empty() {
+                eprintln!("denoised: no audio devices found");
+                return Ok(1);
+            }
+            for d in devices {
+                println!(
+                    "{} {:<6} {:<40} {} ch, {} Hz, {}{}",
+                    if d.is_default { "*" } else { " " },
+                    if d.direction == crate::audio::Direction::Input {
+                        "input"
+                    } else {
+                        "output"
+                    },
+                    d.name,
+                    d.channels,
+                    d.rate_hz,
+                    d.format,
+                    if d.supports_48k {
+                        ""
+                    } else {
+                        " (no 48 kHz: not usable yet)"
+                    }
+                );
+            }
             Ok(0)
         }
         Command::Bench(args) => {

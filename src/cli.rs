@@ -31,6 +31,43 @@ pub enum Command {
     },
     /// Measure speed: offline real-time factor and per-hop streaming latency.
     Bench(BenchArgs),
+    /// Denoise a microphone live and play the result (or offer it as a virtual microphone).
+    Run(RunArgs),
+    /// List audio input and output devices.
+    Devices,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Input device: a name or a unique part of one [default: the system default]
+    #[arg(long, value_name = "NAME")]
+    pub input: Option<String>,
+    /// Output device: a name or a unique part of one [default: the system default]
+    #[arg(long, value_name = "NAME", conflicts_with = "virtual_mic")]
+    pub output: Option<String>,
+    /// Create a "Denoised microphone" for call apps (PulseAudio/PipeWire) and play into it.
+    #[arg(long)]
+    pub virtual_mic: bool,
+    /// Input channel to denoise, 0-based; default: the mean of all channels.
+    #[arg(long, value_name = "N")]
+    pub input_channel: Option<usize>,
+    /// Most noise reduction applied to any frequency, in dB (0 = none, 100 = unlimited).
+    #[arg(long, value_name = "DB", default_value_t = crate::dsp::gain::DEFAULT_ATTENUATION_LIMIT_DB)]
+    pub attenuation_limit_db: f32,
+    /// Mix of denoised (1.0) and original (0.0) audio.
+    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    pub wet_dry: f32,
+    /// Output safety margin (ring pre-fill) in ms; adds to the latency.
+    #[arg(long, value_name = "MS", default_value_t = 10.0)]
+    pub latency_ms: f32,
+    /// Device buffer size in frames [default: the device's choice].
+    #[arg(long, value_name = "FRAMES")]
+    pub buffer_frames: Option<u32>,
+    /// Stop after this many seconds [default: run until Ctrl-C / SIGTERM].
+    #[arg(long, value_name = "S")]
+    pub duration_s: Option<f64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -134,3 +134,57 @@ pub fn bench_options(a: &BenchArgs) -> Result<BenchOptions> {
         hops: a.hops,
     })
 }
+
+/// Validated `run` settings.
+pub struct RunOptions {
+    pub model_path: PathBuf,
+    pub load: LoadOptions,
+    pub gain: GainParams,
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub virtual_mic: bool,
+    pub input_channel: crate::rt::InputChannel,
+    /// output ring pre-fill, samples at 48 kHz
+    pub prefill_samples: usize,
+    pub buffer_frames: Option<u32>,
+    pub duration_s: Option<f64>,
+    pub stats_every_s: Option<f64>,
+}
+
+pub fn run_options(a: &crate::cli::RunArgs, verbose: u8) -> Result<RunOptions> {
+    let gain = gain_params(a.attenuation_limit_db, a.wet_dry)?;
+    if !(a.latency_ms.is_finite() && (0.0..=1000.0).contains(&a.latency_ms)) {
+        return Err(bad("latency-ms", a.latency_ms, "allowed: 0 to 1000 ms"));
+    }
+    if let Some(b) = a.buffer_frames {
+        if !(16..=96_000).contains(&b) {
+            return Err(bad("buffer-frames", b, "allowed: 16 to 96000 frames"));
+        }
+    }
+    if let Some(d) = a.duration_s {
+        if !(d.is_finite() && d > 0.0) {
+            return Err(bad(
+                "duration-s",
+                d,
+                "allowed: a positive number of seconds",
+            ));
+        }
+    }
+    Ok(RunOptions {
+        model_path: resolve_model(a.model.model.as_deref())?,
+        load: load_options(&a.model, 1),
+        gain,
+        input: a.input.clone(),
+        output: a.output.clone(),
+        virtual_mic: a.virtual_mic,
+        input_channel: a.input_channel.map_or(
+            crate::rt::InputChannel::Downmix,
+            crate::rt::InputChannel::Index,
+        ),
+        prefill_samples: (a.latency_ms / 1000.0 * crate::dsp::SAMPLE_RATE_HZ as f32).round()
+            as usize,
+        buffer_frames: a.buffer_frames,
+        duration_s: a.duration_s,
+        stats_every_s: (verbose > 0).then_some(5.0),
+    })
+}

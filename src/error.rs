@@ -40,6 +40,14 @@ pub enum Error {
     #[error("{path}: {msg}")]
     Output { path: PathBuf, msg: String },
 
+    /// An audio device is missing, ambiguous or cannot be opened.
+    #[error("audio device: {msg}")]
+    Device { msg: String },
+
+    /// The sound server (PulseAudio or PipeWire's pulse server) could not do what we asked.
+    #[error("sound server: {msg}")]
+    SoundServer { msg: String },
+
     /// A configuration value is out of range or unknown.
     #[error("bad configuration: `{key}` = {value}: {allowed}")]
     Config {

@@ -6,11 +6,13 @@
 //! settings), `app` (runs a command).
 
 pub mod app;
+pub mod audio;
 pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod dsp;
 pub mod error;
+pub mod live;
 pub mod model;
 pub mod offline;
 pub mod rt;

@@ -35,6 +35,18 @@ pub fn signal(frames: usize, rate: u32, channel: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The two tones of `signal` without its noise (for rates above 48 kHz, whose band above
+/// 24 kHz the 48 kHz model domain cannot carry).
+pub fn tones(frames: usize, rate: u32, channel: usize) -> Vec<f32> {
+    (0..frames)
+        .map(|i| {
+            let t = i as f32 / rate as f32;
+            0.3 * (2.0 * std::f32::consts::PI * (220.0 + 110.0 * channel as f32) * t).sin()
+                + 0.2 * (2.0 * std::f32::consts::PI * 1234.0 * t).sin()
+        })
+        .collect()
+}
+
 /// Write `channels` as a WAV of the given format (int bits or 32-bit float).
 pub fn write_wav(path: &Path, rate: u32, bits: u16, float: bool, channels: &[Vec<f32>]) {
     let spec = hound::WavSpec {

@@ -1,0 +1,286 @@
+//! Device plumbing (ordinary threads, not real time): listing devices, choosing them by
+//! name, and building cpal streams whose callbacks are the `rt` sides. Any sample format
+//! cpal offers is converted in the callback with cpal's `Sample`/`FromSample`.
+
+pub mod virtual_mic;
+
+use std::sync::Arc;
+
+use cpal::traits::{DeviceTrait, HostTrait};
+use cpal::{BufferSize, Device, SampleFormat, Stream, StreamConfig};
+
+use crate::dsp::SAMPLE_RATE_HZ;
+use crate::error::{Error, Result};
+use crate::rt::{CaptureSide, PlaybackSide, RtStats, on_stream_error};
+
+/// Input or output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Input,
+    Output,
+}
+
+/// One device as `denoised devices` shows it.
+#[derive(Clone, Debug)]
+pub struct DeviceInfo {
+    pub name: String,
+    pub direction: Direction,
+    pub is_default: bool,
+    pub channels: u16,
+    pub rate_hz: u32,
+    pub format: String,
+    pub supports_48k: bool,
+}
+
+fn device_error(msg: impl std::fmt::Display) -> Error {
+    Error::Device {
+        msg: msg.to_string(),
+    }
+}
+
+fn name_of(d: &Device) -> String {
+    d.description()
+        .map(|x| x.name().to_string())
+        .unwrap_or_else(|_| "(unnamed)".into())
+}
+
+/// Every input and output device of the default host.
+pub fn list_devices() -> Result<Vec<DeviceInfo>> {
+    let host = cpal::default_host();
+    let def_in = host.default_input_device().map(|d| name_of(&d));
+    let def_out = host.default_output_device().map(|d| name_of(&d));
+    let mut out = Vec::new();
+    for d in host.devices().map_err(device_error)? {
+        let name = name_of(&d);
+        if let Ok(c) = d.default_input_config() {
+            let supports_48k = d
+                .supported_input_configs()
+                .map(|mut it| {
+                    it.any(|r| {
+                        r.min_sample_rate() <= SAMPLE_RATE_HZ
+                            && r.max_sample_rate() >= SAMPLE_RATE_HZ
+                    })
+                })
+                .unwrap_or(false);
+            out.push(DeviceInfo {
+                is_default: def_in.as_deref() == Some(&name),
+                name: name.clone(),
+                direction: Direction::Input,
+                channels: c.channels(),
+                rate_hz: c.sample_rate(),
+                format: format!("{}", c.sample_format()),
+                supports_48k,
+            });
+        }
+        if let Ok(c) = d.default_output_config() {
+            let supports_48k = d
+                .supported_output_configs()
+                .map(|mut it| {
+                    it.any(|r| {
+                        r.min_sample_rate() <= SAMPLE_RATE_HZ
+                            && r.max_sample_rate() >= SAMPLE_RATE_HZ
+                    })
+                })
+                .unwrap_or(false);
+            out.push(DeviceInfo {
+                is_default: def_out.as_deref() == Some(&name),
+                name,
+                direction: Direction::Output,
+                channels: c.channels(),
+                rate_hz: c.sample_rate(),
+                format: format!("{}", c.sample_format()),
+                supports_48k,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The device named `query` (exact name, else a unique substring), or the default.
+pub fn find_device(direction: Direction, query: Option<&str>) -> Result<Device> {
+    let host = cpal::default_host();
+    let what = if direction == Direction::Input {
+        "input"
+    } else {
+        "output"
+    };
+    let Some(q) = query else {
+        let d = if direction == Direction::Input {
+            host.default_input_device()
+        } else {
+            host.default_output_device()
+        };
+        return d.ok_or_else(|| {
+            device_error(format!(
+                "no default {what} device (is a sound server or card available?)"
+            ))
+        });
+    };
+    let candidates: Vec<Device> = host
+        .devices()
+        .map_err(device_error)?
+        .filter(|d| {
+            if direction == Direction::Input {
+                d.default_input_config().is_ok()
+            } else {
+                d.default_output_config().is_ok()
+            }
+        })
+        .collect();
+    if let Some(d) = candidates.iter().find(|d| name_of(d) == q) {
+        return Ok(d.clone());
+    }
+    let matches: Vec<&Device> = candidates
+        .iter()
+        .filter(|d| name_of(d).contains(q))
+        .collect();
+    match matches.len() {
+        1 => Ok(matches[0].clone()),
+        0 => Err(device_error(format!(
+            "no {what} device matches {q:?}; `denoised devices` lists them"
+        ))),
+        _ => Err(device_error(format!(
+            "{q:?} matches several {what} devices ({}); give more of the name",
+            matches
+                .iter()
+                .map(|d| name_of(d))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// The stream configuration we open a device with: 48 kHz, its default channel count
+/// and sample format, and `buffer_frames` if given.
+pub fn stream_config(
+    device: &Device,
+    direction: Direction,
+    buffer_frames: Option<u32>,
+) -> Result<(StreamConfig, SampleFormat)> {
+    let def = match direction {
+        Direction::Input => device.default_input_config(),
+        Direction::Output => device.default_output_config(),
+    }
+    .map_err(|e| device_error(format!("{}: {e}", name_of(device))))?;
+    let ok = match direction {
+        Direction::Input => device.supported_input_configs().map(|mut it| {
+            it.any(|r| {
+                r.min_sample_rate() <= SAMPLE_RATE_HZ && r.max_sample_rate() >= SAMPLE_RATE_HZ
+            })
+        }),
+        Direction::Output => device.supported_output_configs().map(|mut it| {
+            it.any(|r| {
+                r.min_sample_rate() <= SAMPLE_RATE_HZ && r.max_sample_rate() >= SAMPLE_RATE_HZ
+            })
+        }),
+    }
+    .unwrap_or(false);
+    if !ok {
+        return Err(device_error(format!(
+            "{}: does not offer 48 kHz; live resampling is not implemented yet (choose another device, or the sound server's `default`)",
+            name_of(device)
+        )));
+    }
+    let config = StreamConfig {
+        channels: def.channels(),
+        sample_rate: SAMPLE_RATE_HZ,
+        buffer_size: buffer_frames.map_or(BufferSize::Default, BufferSize::Fixed),
+    };
+    Ok((config, def.sample_format()))
+}
+
+macro_rules! with_sample_type {
+    ($fmt:expr, $T:ident => $body:expr) => {
+        match $fmt {
+            SampleFormat::I8 => {
+                type $T = i8;
+                $body
+            }
+            SampleFormat::I16 => {
+                type $T = i16;
+                $body
+            }
+            SampleFormat::I32 => {
+                type $T = i32;
+                $body
+            }
+            SampleFormat::I64 => {
+                type $T = i64;
+                $body
+            }
+            SampleFormat::U8 => {
+                type $T = u8;
+                $body
+            }
+            SampleFormat::U16 => {
+                type $T = u16;
+                $body
+            }
+            SampleFormat::U32 => {
+                type $T = u32;
+                $body
+            }
+            SampleFormat::U64 => {
+                type $T = u64;
+                $body
+            }
+            SampleFormat::F32 => {
+                type $T = f32;
+                $body
+            }
+            SampleFormat::F64 => {
+                type $T = f64;
+                $body
+            }
+            other => {
+                return Err(device_error(format!(
+                    "sample format {other} is not supported"
+                )))
+            }
+        }
+    };
+}
+
+/// Build (not start) the capture stream; its callback is `CaptureSide::on_input`.
+pub fn build_input(
+    device: &Device,
+    config: &StreamConfig,
+    format: SampleFormat,
+    mut side: CaptureSide,
+    stats: Arc<RtStats>,
+) -> Result<Stream> {
+    with_sample_type!(format, T => {
+        device
+            .build_input_stream::<T, _, _>(
+                *config,
+                move |data: &[T], _| side.on_input(data),
+                move |_| on_stream_error(&stats),
+                None,
+            )
+            .map_err(|e| device_error(format!("{}: cannot open for capture: {e}", name_of(device))))
+    })
+}
+
+/// Build (not start) the playback stream; its callback is `PlaybackSide::on_output`.
+pub fn build_output(
+    device: &Device,
+    config: &StreamConfig,
+    format: SampleFormat,
+    mut side: PlaybackSide,
+    stats: Arc<RtStats>,
+) -> Result<Stream> {
+    with_sample_type!(format, T => {
+        device
+            .build_output_stream::<T, _, _>(
+                *config,
+                move |data: &mut [T], _| side.on_output(data),
+                move |_| on_stream_error(&stats),
+                None,
+            )
+            .map_err(|e| device_error(format!("{}: cannot open for playback: {e}", name_of(device))))
+    })
+}
+
+pub fn device_name(d: &Device) -> String {
+    name_of(d)
+}
