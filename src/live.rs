@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use cpal::traits::StreamTrait;
 use crossbeam_channel::unbounded;
 use ringbuf::HeapRb;
-use ringbuf::traits::{Producer, Split};
+use ringbuf::traits::Split;
 
 use crate::audio::{self, Direction, virtual_mic::VirtualMic};
 use crate::config::RunOptions;
@@ -60,10 +60,7 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<()> {
     let stats = Arc::new(RtStats::default());
     let wstats = Arc::new(WorkerStats::default());
     let (in_prod, in_cons) = HeapRb::<f32>::new(RING_SAMPLES).split();
-    let (mut out_prod, out_cons) = HeapRb::<f32>::new(RING_SAMPLES).split();
-    for _ in 0..opts.prefill_samples.min(RING_SAMPLES / 2) {
-        let _ = out_prod.try_push(0.0);
-    }
+    let (out_prod, out_cons) = HeapRb::<f32>::new(RING_SAMPLES).split();
     let (ctl_tx, ctl_rx) = unbounded();
     let worker = Worker::new(model, opts.gain, in_cons, out_prod, ctl_rx, wstats.clone());
     let worker_latency = worker.latency_samples();
@@ -73,7 +70,12 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<()> {
         opts.input_channel,
         stats.clone(),
     );
-    let playback = PlaybackSide::new(out_cons, out_cfg.channels as usize, stats.clone());
+    let playback = PlaybackSide::new(
+        out_cons,
+        out_cfg.channels as usize,
+        stats.clone(),
+        opts.prefill_samples.min(RING_SAMPLES / 2),
+    );
 
     let in_stream = audio::build_input(&in_dev, &in_cfg, in_fmt, capture, stats.clone())?;
     let out_stream = audio::build_output(&out_dev, &out_cfg, out_fmt, playback, stats.clone())?;
@@ -99,7 +101,7 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<()> {
         out_cfg.channels
     );
     eprintln!(
-        "denoised: latency budget: hop wait {:.0} ms + STFT {:.0} ms + output pre-fill {:.0} ms + device buffers {} = {:.0} ms{}",
+        "denoised: latency budget: hop wait {:.0} ms + STFT {:.0} ms + output margin {:.0} ms + device buffers {} = {:.0} ms{}",
         ms(HOP_SIZE),
         ms(worker_latency - HOP_SIZE),
         ms(opts.prefill_samples),

@@ -38,7 +38,7 @@ fn sim(model: &str, prefill: usize, params: GainParams) -> Sim {
     let (ctl, rx) = unbounded();
     Sim {
         cap: CaptureSide::new(ip, 1, InputChannel::Downmix, stats.clone()),
-        play: PlaybackSide::new(oc, 1, stats.clone()),
+        play: PlaybackSide::new(oc, 1, stats.clone(), 0),
         worker: Worker::new(m, params, ic, op, rx, wstats.clone()),
         stats,
         wstats,

@@ -80,7 +80,7 @@ impl VirtualMic {
             "load-module",
             "module-null-sink",
             &format!("sink_name={SINK_NAME}"),
-            "sink_properties=device.description=Denoised\\ microphone\\ (playback\\ side)",
+            "sink_properties=device.description=\"Denoised\\ microphone\\ sink\"",
         ])?;
         let sink: u32 = sink
             .trim()
@@ -94,7 +94,7 @@ impl VirtualMic {
             "module-remap-source",
             &format!("master={SINK_NAME}.monitor"),
             &format!("source_name={SOURCE_NAME}"),
-            "source_properties=device.description=Denoised\\ microphone",
+            "source_properties=device.description=\"Denoised\\ microphone\"",
         ])?;
         let source: u32 = source
             .trim()

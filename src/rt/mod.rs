@@ -21,7 +21,7 @@ pub struct RtStats {
     pub input_dropped_samples: AtomicU64,
     /// playback samples filled with silence because the output ring was empty
     pub output_padded_samples: AtomicU64,
-    /// playback callbacks that had to pad (under-runs)
+    /// times the output ring ran dry while playing (each followed by re-priming)
     pub output_underruns: AtomicU64,
     /// capture callbacks that dropped samples (over-runs)
     pub input_overruns: AtomicU64,
@@ -101,18 +101,32 @@ impl CaptureSide {
 
 /// The playback callback's state: pops mono f32 from the output ring and writes it to
 /// every channel of the device buffer.
+///
+/// It plays only once the ring holds `prime_samples` (the safety margin the latency
+/// target buys), and after an under-run it waits for that margin again: one clean gap
+/// instead of a stream of tiny ones, and the margin is restored however late the input
+/// started (sound servers often start capture a few hundred ms after playback).
 pub struct PlaybackSide {
     consumer: HeapCons<f32>,
     channels: usize,
     stats: Arc<RtStats>,
+    prime_samples: usize,
+    primed: bool,
 }
 
 impl PlaybackSide {
-    pub fn new(consumer: HeapCons<f32>, channels: usize, stats: Arc<RtStats>) -> Self {
+    pub fn new(
+        consumer: HeapCons<f32>,
+        channels: usize,
+        stats: Arc<RtStats>,
+        prime_samples: usize,
+    ) -> Self {
         Self {
             consumer,
             channels: channels.max(1),
             stats,
+            prime_samples,
+            primed: prime_samples == 0,
         }
     }
 
@@ -125,10 +139,24 @@ impl PlaybackSide {
     pub fn on_output<T: Sample + FromSample<f32>>(&mut self, data: &mut [T]) {
         let n = self.channels;
         let mut padded = 0u64;
+        let mut ran_dry = false;
+        if !self.primed && self.consumer.occupied_len() >= self.prime_samples {
+            self.primed = true;
+        }
         for frame in data.chunks_exact_mut(n) {
-            let x = match self.consumer.try_pop() {
+            let popped = if self.primed {
+                self.consumer.try_pop()
+            } else {
+                None
+            };
+            let x = match popped {
                 Some(x) => x,
                 None => {
+                    if self.primed {
+                        // an under-run: wait for the full margin before playing again
+                        self.primed = self.prime_samples == 0;
+                        ran_dry = true;
+                    }
                     padded += 1;
                     0.0
                 }
@@ -145,6 +173,8 @@ impl PlaybackSide {
             self.stats
                 .output_padded_samples
                 .fetch_add(padded, Ordering::Relaxed);
+        }
+        if ran_dry {
             self.stats.output_underruns.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -191,12 +221,37 @@ mod tests {
     fn playback_pads_with_silence_and_counts_underruns() {
         let (mut p, c) = HeapRb::<f32>::new(8).split();
         let stats = Arc::new(RtStats::default());
-        let mut play = PlaybackSide::new(c, 2, stats.clone());
+        let mut play = PlaybackSide::new(c, 2, stats.clone(), 0);
         p.push_slice(&[0.5, -0.25]);
         let mut buf = [7i16; 8];
         play.on_output(&mut buf);
         assert_eq!(buf, [16384, 16384, -8192, -8192, 0, 0, 0, 0]);
         assert_eq!(RtStats::get(&stats.output_padded_samples), 2);
         assert_eq!(RtStats::get(&stats.output_underruns), 1);
+    }
+
+    #[test]
+    fn playback_waits_for_the_margin_before_playing_and_after_an_underrun() {
+        let (mut p, c) = HeapRb::<f32>::new(64).split();
+        let stats = Arc::new(RtStats::default());
+        let mut play = PlaybackSide::new(c, 1, stats.clone(), 4);
+        p.push_slice(&[0.5; 3]);
+        let mut buf = [1.0f32; 2];
+        play.on_output(&mut buf);
+        assert_eq!(buf, [0.0, 0.0], "3 < 4 samples: still priming");
+        assert_eq!(
+            RtStats::get(&stats.output_underruns),
+            0,
+            "priming is not an under-run"
+        );
+        p.push_slice(&[0.25; 2]);
+        let mut buf = [1.0f32; 6];
+        play.on_output(&mut buf);
+        assert_eq!(buf, [0.5, 0.5, 0.5, 0.25, 0.25, 0.0]);
+        assert_eq!(RtStats::get(&stats.output_underruns), 1);
+        p.push_slice(&[0.1; 3]);
+        let mut buf = [1.0f32; 2];
+        play.on_output(&mut buf);
+        assert_eq!(buf, [0.0, 0.0], "re-priming after the under-run");
     }
 }
