@@ -15,6 +15,7 @@ pub mod error;
 pub mod live;
 pub mod model;
 pub mod offline;
+pub mod rate;
 pub mod rt;
 pub mod stream;
 pub mod worker;

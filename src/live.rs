@@ -23,7 +23,7 @@ use crate::dsp::{HOP_SIZE, SAMPLE_RATE_HZ};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::rt::{CaptureSide, PlaybackSide, RtStats};
-use crate::worker::{Control, Worker, WorkerStats};
+use crate::worker::{Control, RateConfig, Worker, WorkerStats};
 
 /// Ring capacity: one second each way (far more than any sane latency target).
 const RING_SAMPLES: usize = SAMPLE_RATE_HZ as usize;
@@ -62,7 +62,24 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<()> {
     let (in_prod, in_cons) = HeapRb::<f32>::new(RING_SAMPLES).split();
     let (out_prod, out_cons) = HeapRb::<f32>::new(RING_SAMPLES).split();
     let (ctl_tx, ctl_rx) = unbounded();
-    let worker = Worker::new(model, opts.gain, in_cons, out_prod, ctl_rx, wstats.clone());
+    // two devices have two clocks: let the worker trim the output rate to hold the ring
+    let separate_clocks =
+        audio::device_name(&in_dev) != audio::device_name(&out_dev) || opts.virtual_mic;
+    let rates = RateConfig {
+        input_hz: Some(in_cfg.sample_rate),
+        output_hz: Some(out_cfg.sample_rate),
+        drift_target_fill: separate_clocks.then_some(opts.prefill_samples + HOP_SIZE),
+    };
+    let worker = Worker::with_rates(
+        model,
+        opts.gain,
+        in_cons,
+        out_prod,
+        ctl_rx,
+        wstats.clone(),
+        rates,
+    )
+    .map_err(|msg| Error::Device { msg })?;
     let worker_latency = worker.latency_samples();
     let capture = CaptureSide::new(
         in_prod,
@@ -89,19 +106,26 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<()> {
     let buffer_ms = opts
         .buffer_frames
         .map(|b| b as f64 * 1000.0 / SAMPLE_RATE_HZ as f64);
+    let out_name = if mic.is_some() {
+        "Denoised microphone".to_string()
+    } else {
+        audio::device_name(&out_dev)
+    };
     eprintln!(
-        "denoised: {} ({} ch, {in_fmt}) -> {} ({} ch, {out_fmt}) at 48 kHz",
+        "denoised: {} ({} ch, {in_fmt}, {} Hz) -> {out_name} ({} ch, {out_fmt}, {} Hz){}",
         audio::device_name(&in_dev),
         in_cfg.channels,
-        if mic.is_some() {
-            "Denoised microphone".to_string()
+        in_cfg.sample_rate,
+        out_cfg.channels,
+        out_cfg.sample_rate,
+        if separate_clocks {
+            ", clock drift compensated"
         } else {
-            audio::device_name(&out_dev)
-        },
-        out_cfg.channels
+            ""
+        }
     );
     eprintln!(
-        "denoised: latency budget: hop wait {:.0} ms + STFT {:.0} ms + output margin {:.0} ms + device buffers {} = {:.0} ms{}",
+        "denoised: latency budget: hop wait {:.0} ms + STFT and resampling {:.1} ms + output margin {:.0} ms + device buffers {} = {:.0} ms{}",
         ms(HOP_SIZE),
         ms(worker_latency - HOP_SIZE),
         ms(opts.prefill_samples),

@@ -17,7 +17,20 @@ use ringbuf::{HeapCons, HeapProd};
 use crate::dsp::{GainParams, HOP_SIZE};
 use crate::error::Result;
 use crate::model::Model;
+use crate::rate::{DriftController, LiveResampler};
 use crate::stream::StreamDenoiser;
+
+/// Device rates and drift handling for a worker (all `None`/false: 48 kHz both ways).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RateConfig {
+    /// capture device rate, if not 48 kHz
+    pub input_hz: Option<u32>,
+    /// playback device rate, if not 48 kHz
+    pub output_hz: Option<u32>,
+    /// trim the output rate to hold the output ring at `target_fill` samples
+    /// (input and output are different devices with independent clocks)
+    pub drift_target_fill: Option<usize>,
+}
 
 /// Hops over which bypass fades in or out (50 ms).
 pub const RAMP_HOPS: usize = 5;
@@ -61,6 +74,10 @@ pub struct Worker {
     bypass: bool,
     /// 0 = fully wet, RAMP_HOPS = fully dry
     ramp: usize,
+    in_rs: Option<LiveResampler>,
+    out_rs: Option<LiveResampler>,
+    drift: Option<DriftController>,
+    out_hz: u32,
 }
 
 impl Worker {
@@ -72,9 +89,43 @@ impl Worker {
         control: Receiver<Control>,
         stats: Arc<WorkerStats>,
     ) -> Self {
+        Self::with_rates(
+            model,
+            params,
+            input,
+            output,
+            control,
+            stats,
+            RateConfig::default(),
+        )
+        .expect("48 kHz needs no resampler")
+    }
+
+    /// A worker for devices at other rates and/or with independent clocks.
+    pub fn with_rates(
+        model: Model,
+        params: GainParams,
+        input: HeapCons<f32>,
+        output: HeapProd<f32>,
+        control: Receiver<Control>,
+        stats: Arc<WorkerStats>,
+        rates: RateConfig,
+    ) -> Result<Self, String> {
+        let sr = crate::dsp::SAMPLE_RATE_HZ;
+        let in_rs = match rates.input_hz {
+            Some(hz) if hz != sr => Some(LiveResampler::new(hz, sr, true)?),
+            _ => None,
+        };
+        let out_hz = rates.output_hz.unwrap_or(sr);
+        let out_rs = if out_hz != sr || rates.drift_target_fill.is_some() {
+            Some(LiveResampler::new(sr, out_hz, false)?)
+        } else {
+            None
+        };
+        let drift = rates.drift_target_fill.map(DriftController::new);
         let stream = StreamDenoiser::new(&model, params);
         let latency = stream.latency_samples();
-        Self {
+        Ok(Self {
             model,
             stream,
             input,
@@ -87,13 +138,31 @@ impl Worker {
             dry: vec![0.0; HOP_SIZE],
             bypass: false,
             ramp: 0,
-        }
+            in_rs,
+            out_rs,
+            drift,
+            out_hz,
+        })
     }
 
     /// Delay this worker adds, in samples (48 kHz): the STFT's latency plus the hop it
     /// waits for.
     pub fn latency_samples(&self) -> usize {
-        self.stream.latency_samples() + HOP_SIZE
+        let sr = crate::dsp::SAMPLE_RATE_HZ as usize;
+        // resampler delays are in their output samples: the input side's are at 48 kHz
+        let in_delay = self.in_rs.as_ref().map_or(0, |r| r.output_delay());
+        let out_delay = self.out_rs.as_ref().map_or(0, |r| r.output_delay());
+        self.stream.latency_samples() + HOP_SIZE + in_delay + out_delay * sr / self.out_rate_hz()
+    }
+
+    fn out_rate_hz(&self) -> usize {
+        self.out_hz as usize
+    }
+
+    /// Enough input waiting for one hop?
+    fn ready(&self) -> bool {
+        let need = self.in_rs.as_ref().map_or(HOP_SIZE, |r| r.input_needed());
+        self.input.occupied_len() >= need
     }
 
     fn apply(&mut self, c: Control) -> bool {
@@ -119,8 +188,19 @@ impl Worker {
                 Err(crossbeam_channel::TryRecvError::Disconnected) => return Ok(false),
             }
         }
-        while self.input.occupied_len() >= HOP_SIZE {
-            self.input.pop_slice(&mut self.hop_in);
+        while self.ready() {
+            match &mut self.in_rs {
+                Some(r) => {
+                    self.input.pop_slice(r.input_mut());
+                    let y = r.process();
+                    let n = y.len().min(HOP_SIZE);
+                    self.hop_in[..n].copy_from_slice(&y[..n]);
+                    self.hop_in[n..].fill(0.0);
+                }
+                None => {
+                    self.input.pop_slice(&mut self.hop_in);
+                }
+            }
             let t = Instant::now();
             // dry path: the same delay as the wet path
             let lat = self.dry_delay.len() - HOP_SIZE;
@@ -155,11 +235,21 @@ impl Worker {
                     *o = (1.0 - a) * *o + a * d;
                 }
             }
-            let pushed = self.output.push_slice(&self.hop_out);
-            if pushed < HOP_SIZE {
+            let (pushed, wanted) = match &mut self.out_rs {
+                Some(r) => {
+                    if let Some(c) = &mut self.drift {
+                        r.set_relative_ratio(c.update(self.output.occupied_len()));
+                    }
+                    r.input_mut().copy_from_slice(&self.hop_out);
+                    let y = r.process();
+                    (self.output.push_slice(y), y.len())
+                }
+                None => (self.output.push_slice(&self.hop_out), HOP_SIZE),
+            };
+            if pushed < wanted {
                 self.stats
                     .output_dropped_samples
-                    .fetch_add((HOP_SIZE - pushed) as u64, Ordering::Relaxed);
+                    .fetch_add((wanted - pushed) as u64, Ordering::Relaxed);
             }
             let us = t.elapsed().as_micros() as u64;
             self.stats.hop_time_last_us.store(us, Ordering::Relaxed);
@@ -177,7 +267,7 @@ impl Worker {
                 Ok(true) => {}
                 _ => break,
             }
-            if self.control.is_empty() && self.input.occupied_len() < HOP_SIZE {
+            if self.control.is_empty() && !self.ready() {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }

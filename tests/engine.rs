@@ -162,3 +162,180 @@ fn attenuation_limit_is_settable_live() {
         "6 dB limit on a zero-gain model: {ratio_db:.2} dB"
     );
 }
+
+#[test]
+fn measured_added_latency_equals_the_reported_budget() {
+    // A timestamped click through the identity model: where it comes out, minus where it
+    // went in, is the latency the engine adds (device buffers excluded: this simulated
+    // device has none).
+    let mut s = sim(
+        "identity",
+        0,
+        GainParams {
+            attenuation_limit_db: 0.0,
+            wet: 1.0,
+        },
+    );
+    let mut x = vec![0.0f32; 48000];
+    let click_at = 12_345;
+    x[click_at] = 1.0;
+    let mut out = Vec::new();
+    for b in x.chunks(BLOCK) {
+        s.cap.on_input(b);
+        s.worker.step().unwrap();
+        let mut o = vec![0.0f32; BLOCK];
+        s.play.on_output(&mut o);
+        out.extend_from_slice(&o);
+    }
+    let got = out
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+        .unwrap()
+        .0;
+    let measured = got - click_at;
+    // reported: hop wait + STFT (the playback margin is 0 here); the hop wait really
+    // depends on how the device's blocks fall on hop boundaries, hence the tolerance
+    let reported = s.worker.latency_samples();
+    eprintln!(
+        "click measured {measured} samples ({:.2} ms), worker reports {reported} samples",
+        measured as f64 / 48.0
+    );
+    assert!(
+        measured <= reported + BLOCK,
+        "measured {measured} > reported {reported} + one block"
+    );
+    assert!(
+        measured >= reported - HOP_SIZE,
+        "measured {measured} < reported {reported} - one hop"
+    );
+}
+
+/// Input and output devices with independent clocks `ppm` apart, for `seconds` of
+/// simulated audio; returns (min fill, max fill, under-runs) after a 20 s settling time.
+fn run_drift(ppm: f64, seconds: f64, compensate: bool) -> (usize, usize, u64) {
+    use denoised::worker::RateConfig;
+    let target = 4800; // 100 ms
+    let m = Model::load(&fixture_model("identity"), &LoadOptions::default()).unwrap();
+    let (ip, ic) = HeapRb::<f32>::new(48000).split();
+    let (op, oc) = HeapRb::<f32>::new(96000).split();
+    let stats = Arc::new(RtStats::default());
+    let (_ctl, rx) = unbounded();
+    let mut cap = CaptureSide::new(ip, 1, InputChannel::Downmix, stats.clone());
+    let mut play = PlaybackSide::new(oc, 1, stats.clone(), target);
+    let rates = RateConfig {
+        drift_target_fill: compensate.then_some(target),
+        ..Default::default()
+    };
+    let mut worker = Worker::with_rates(
+        m,
+        GainParams::default(),
+        ic,
+        op,
+        rx,
+        Arc::new(WorkerStats::default()),
+        rates,
+    )
+    .unwrap();
+    let out_hz = 48000.0 * (1.0 + ppm * 1e-6);
+    let block = vec![0.1f32; HOP_SIZE];
+    let mut out = vec![0.0f32; 4096];
+    let (mut consumed, mut min_fill, mut max_fill, mut underruns_at_settle) =
+        (0u64, usize::MAX, 0, None);
+    let blocks = (seconds * 100.0) as u64;
+    for k in 1..=blocks {
+        cap.on_input(&block);
+        worker.step().unwrap();
+        let due = (k as f64 * HOP_SIZE as f64 / 48000.0 * out_hz) as u64 - consumed;
+        play.on_output(&mut out[..due as usize]);
+        consumed += due;
+        if k > 2000 {
+            underruns_at_settle.get_or_insert(RtStats::get(&stats.output_underruns));
+            min_fill = min_fill.min(play.fill());
+            max_fill = max_fill.max(play.fill());
+        }
+    }
+    (
+        min_fill,
+        max_fill,
+        RtStats::get(&stats.output_underruns) - underruns_at_settle.unwrap(),
+    )
+}
+
+#[test]
+fn drift_compensation_holds_ring_fill_for_an_hour_at_200_ppm() {
+    for ppm in [200.0, -200.0] {
+        let (lo, hi, xruns) = run_drift(ppm, 3600.0, true);
+        eprintln!(
+            "{ppm:+} ppm, 1 h: output ring fill {lo}..{hi} samples, {xruns} under-runs after settling"
+        );
+        assert_eq!(xruns, 0);
+        assert!(
+            lo >= 2400 && hi <= 9600,
+            "fill {lo}..{hi} strayed from the 4800 target"
+        );
+    }
+}
+
+#[test]
+fn without_compensation_200_ppm_drifts_out_of_bounds_within_ten_minutes() {
+    // the control experiment: the same setup without the controller does drift
+    let (lo, hi, xruns) = run_drift(200.0, 600.0, false);
+    eprintln!("uncompensated, 10 min: fill {lo}..{hi}, {xruns} under-runs");
+    assert!(xruns > 0 || lo < 2400 || hi > 9600);
+}
+
+#[test]
+fn devices_at_44100_hz_are_resampled_to_48k_and_back() {
+    use denoised::worker::RateConfig;
+    let m = Model::load(&fixture_model("identity"), &LoadOptions::default()).unwrap();
+    let (ip, ic) = HeapRb::<f32>::new(48000).split();
+    let (op, oc) = HeapRb::<f32>::new(48000).split();
+    let stats = Arc::new(RtStats::default());
+    let (_ctl, rx) = unbounded();
+    let mut cap = CaptureSide::new(ip, 1, InputChannel::Downmix, stats.clone());
+    let mut play = PlaybackSide::new(oc, 1, stats.clone(), 2048);
+    let rates = RateConfig {
+        input_hz: Some(44100),
+        output_hz: Some(44100),
+        drift_target_fill: None,
+    };
+    let mut w = Worker::with_rates(
+        m,
+        GainParams {
+            attenuation_limit_db: 0.0,
+            wet: 1.0,
+        },
+        ic,
+        op,
+        rx,
+        Arc::new(WorkerStats::default()),
+        rates,
+    )
+    .unwrap();
+    // 1 kHz at 44.1 kHz, blocks of 441 frames (10 ms)
+    let x: Vec<f32> = (0..44100 * 3)
+        .map(|n| 0.5 * (2.0 * std::f32::consts::PI * 1000.0 * n as f32 / 44100.0).sin())
+        .collect();
+    let mut out = vec![0.0f32; x.len()];
+    for (i, o) in x.chunks(441).zip(out.chunks_mut(441)) {
+        cap.on_input(i);
+        w.step().unwrap();
+        play.on_output(o);
+    }
+    let tail = &out[44100..];
+    let rms = (tail.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / tail.len() as f64).sqrt();
+    let crossings = tail
+        .windows(2)
+        .filter(|p| p[0] < 0.0 && p[1] >= 0.0)
+        .count();
+    assert!(
+        (rms - 0.5 / 2f64.sqrt()).abs() < 0.01,
+        "level kept: rms {rms:.4}"
+    );
+    assert!(
+        (crossings as i64 - 2000).abs() <= 2,
+        "1 kHz kept at 44.1 kHz: {crossings} cycles in 2 s"
+    );
+    assert_eq!(RtStats::get(&stats.output_underruns), 0);
+}

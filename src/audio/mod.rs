@@ -150,8 +150,8 @@ pub fn find_device(direction: Direction, query: Option<&str>) -> Result<Device> 
     }
 }
 
-/// The stream configuration we open a device with: 48 kHz, its default channel count
-/// and sample format, and `buffer_frames` if given.
+/// The stream configuration we open a device with: 48 kHz if it offers it, else its
+/// default rate; its default channel count and sample format; `buffer_frames` if given.
 pub fn stream_config(
     device: &Device,
     direction: Direction,
@@ -175,15 +175,16 @@ pub fn stream_config(
         }),
     }
     .unwrap_or(false);
-    if !ok {
-        return Err(device_error(format!(
-            "{}: does not offer 48 kHz; live resampling is not implemented yet (choose another device, or the sound server's `default`)",
-            name_of(device)
-        )));
-    }
+    // 48 kHz when the device offers it (no resampling); otherwise its default rate, and the
+    // worker resamples
+    let rate_hz = if ok {
+        SAMPLE_RATE_HZ
+    } else {
+        def.sample_rate()
+    };
     let config = StreamConfig {
         channels: def.channels(),
-        sample_rate: SAMPLE_RATE_HZ,
+        sample_rate: rate_hz,
         buffer_size: buffer_frames.map_or(BufferSize::Default, BufferSize::Fixed),
     };
     Ok((config, def.sample_format()))
