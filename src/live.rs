@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cpal::traits::StreamTrait;
-use crossbeam_channel::unbounded;
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
 use ringbuf::HeapRb;
 use ringbuf::traits::Split;
 
@@ -22,7 +23,7 @@ use crate::config::RunOptions;
 use crate::dsp::{HOP_SIZE, SAMPLE_RATE_HZ};
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::rt::{CaptureSide, PlaybackSide, RtStats};
+use crate::rt::{CaptureSide, PlaybackSide, ReturnOnDrop, RtStats};
 use crate::worker::{Control, RateConfig, Worker, WorkerStats};
 
 /// Ring capacity: one second each way (far more than any sane latency target).
@@ -32,9 +33,184 @@ fn ms(samples: usize) -> f64 {
     samples as f64 * 1000.0 / SAMPLE_RATE_HZ as f64
 }
 
+/// Back-off between attempts to reopen lost devices: 0.5 s doubling to 5 s.
+const RETRY_MIN: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// No captured or played frame for this long while running = the device is gone (some
+/// backends, like ALSA's pulse plugin when the server dies, never say so explicitly).
+const STALL: Duration = Duration::from_secs(2);
+
+/// The two streams, rebuilt around the same callback state after a device loss.
+struct Streams {
+    _input: cpal::Stream,
+    _output: cpal::Stream,
+    /// set when the streams are abandoned (see `rt::on_stream_error`)
+    retired: Arc<AtomicBool>,
+}
+
+struct Endpoints {
+    in_dev: cpal::Device,
+    out_dev: cpal::Device,
+    in_cfg: cpal::StreamConfig,
+    out_cfg: cpal::StreamConfig,
+    in_fmt: cpal::SampleFormat,
+    out_fmt: cpal::SampleFormat,
+}
+
+fn find_endpoints(opts: &RunOptions) -> Result<Endpoints> {
+    let in_dev = audio::find_device(Direction::Input, opts.input.as_deref())?;
+    let out_dev = audio::find_device(Direction::Output, opts.output.as_deref())?;
+    let (in_cfg, in_fmt) = audio::stream_config(&in_dev, Direction::Input, opts.buffer_frames)?;
+    let (out_cfg, out_fmt) = audio::stream_config(&out_dev, Direction::Output, opts.buffer_frames)?;
+    Ok(Endpoints {
+        in_dev,
+        out_dev,
+        in_cfg,
+        out_cfg,
+        in_fmt,
+        out_fmt,
+    })
+}
+
+/// Build and start both streams around the callback state waiting in the channels.
+fn open_streams(ep: &Endpoints, sides: &Sides, stats: &Arc<RtStats>) -> Result<Streams> {
+    let lost = |what: &str| Error::Device {
+        msg: format!("the {what} callback state did not come back"),
+    };
+    let mut cap = sides
+        .1
+        .recv_timeout(Duration::from_secs(5))
+        .map_err(|_| lost("capture"))?;
+    let mut play = sides
+        .3
+        .recv_timeout(Duration::from_secs(5))
+        .map_err(|_| lost("playback"))?;
+    cap.set_channels(ep.in_cfg.channels as usize);
+    play.set_channels(ep.out_cfg.channels as usize);
+    // from here on the state travels inside the callbacks and comes back when they drop
+    let cap = ReturnOnDrop::new(cap, sides.0.clone());
+    let play = ReturnOnDrop::new(play, sides.2.clone());
+    let retired = Arc::new(AtomicBool::new(false));
+    let output = audio::build_output(
+        &ep.out_dev,
+        &ep.out_cfg,
+        ep.out_fmt,
+        play,
+        stats.clone(),
+        retired.clone(),
+    );
+    let input = audio::build_input(
+        &ep.in_dev,
+        &ep.in_cfg,
+        ep.in_fmt,
+        cap,
+        stats.clone(),
+        retired.clone(),
+    );
+    let (input, output) = (input?, output?);
+    input.play().map_err(|e| Error::Device {
+        msg: format!("cannot start capture: {e}"),
+    })?;
+    output.play().map_err(|e| Error::Device {
+        msg: format!("cannot start playback: {e}"),
+    })?;
+    stats.device_lost.store(false, Ordering::Relaxed);
+    Ok(Streams {
+        _input: input,
+        _output: output,
+        retired,
+    })
+}
+
+/// Rings, worker thread and callback state: everything between the two streams.
+struct Pipeline {
+    ctl: Sender<Control>,
+    worker: std::thread::JoinHandle<Model>,
+    sides: Sides,
+    latency_samples: usize,
+}
+
+type Sides = (
+    Sender<CaptureSide>,
+    Receiver<CaptureSide>,
+    Sender<PlaybackSide>,
+    Receiver<PlaybackSide>,
+);
+
+fn build_pipeline(
+    model: Model,
+    opts: &RunOptions,
+    ep: &Endpoints,
+    stats: &Arc<RtStats>,
+    wstats: &Arc<WorkerStats>,
+    separate_clocks: bool,
+) -> Result<Pipeline> {
+    let (in_prod, in_cons) = HeapRb::<f32>::new(RING_SAMPLES).split();
+    let (out_prod, out_cons) = HeapRb::<f32>::new(RING_SAMPLES).split();
+    let (ctl, ctl_rx) = unbounded();
+    let rates = RateConfig {
+        input_hz: Some(ep.in_cfg.sample_rate),
+        output_hz: Some(ep.out_cfg.sample_rate),
+        drift_target_fill: separate_clocks.then_some(opts.prefill_samples + HOP_SIZE),
+    };
+    let worker = Worker::with_rates(
+        model,
+        opts.gain,
+        in_cons,
+        out_prod,
+        ctl_rx,
+        wstats.clone(),
+        rates,
+    )
+    .map_err(|msg| Error::Device { msg })?;
+    let latency_samples = worker.latency_samples();
+    let (cap_tx, cap_rx) = unbounded();
+    let (play_tx, play_rx) = unbounded();
+    let _ = cap_tx.send(CaptureSide::new(
+        in_prod,
+        ep.in_cfg.channels as usize,
+        opts.input_channel,
+        stats.clone(),
+    ));
+    let margin = opts.prefill_samples.min(RING_SAMPLES / 2);
+    let _ = play_tx.send(PlaybackSide::new(
+        out_cons,
+        ep.out_cfg.channels as usize,
+        stats.clone(),
+        margin,
+    ));
+    let worker = std::thread::Builder::new()
+        .name("denoised-worker".into())
+        .spawn(move || worker.run())
+        .map_err(|e| Error::Device {
+            msg: format!("cannot start the worker thread: {e}"),
+        })?;
+    Ok(Pipeline {
+        ctl,
+        worker,
+        sides: (cap_tx, cap_rx, play_tx, play_rx),
+        latency_samples,
+    })
+}
+
+/// Drop streams on a thread of their own: a backend can hang in teardown (ALSA's pulse
+/// plugin deadlocks inside libpulse when the server dies). Returns whether they finished
+/// dropping within `wait`.
+fn drop_streams(streams: Streams, wait: Duration) -> bool {
+    streams.retired.store(true, Ordering::Relaxed);
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let spawned = std::thread::Builder::new()
+        .name("denoised-reaper".into())
+        .spawn(move || {
+            drop(streams);
+            let _ = tx.send(());
+        });
+    spawned.is_ok() && rx.recv_timeout(wait).is_ok()
+}
+
 /// Run until `stop` is set (signals) or the duration passes.
 pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<()> {
-    let mic = if opts.virtual_mic {
+    let mut mic = if opts.virtual_mic {
         Some(VirtualMic::create()?)
     } else {
         None
@@ -51,88 +227,46 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<()> {
         model.spec().name,
         model.provider()
     );
-
-    let in_dev = audio::find_device(Direction::Input, opts.input.as_deref())?;
-    let out_dev = audio::find_device(Direction::Output, opts.output.as_deref())?;
-    let (in_cfg, in_fmt) = audio::stream_config(&in_dev, Direction::Input, opts.buffer_frames)?;
-    let (out_cfg, out_fmt) = audio::stream_config(&out_dev, Direction::Output, opts.buffer_frames)?;
-
+    let ep = find_endpoints(opts)?;
     let stats = Arc::new(RtStats::default());
     let wstats = Arc::new(WorkerStats::default());
-    let (in_prod, in_cons) = HeapRb::<f32>::new(RING_SAMPLES).split();
-    let (out_prod, out_cons) = HeapRb::<f32>::new(RING_SAMPLES).split();
-    let (ctl_tx, ctl_rx) = unbounded();
-    // two devices have two clocks: let the worker trim the output rate to hold the ring
+    // two devices have two clocks: the worker trims the output rate to hold the ring
     let separate_clocks =
-        audio::device_name(&in_dev) != audio::device_name(&out_dev) || opts.virtual_mic;
-    let rates = RateConfig {
-        input_hz: Some(in_cfg.sample_rate),
-        output_hz: Some(out_cfg.sample_rate),
-        drift_target_fill: separate_clocks.then_some(opts.prefill_samples + HOP_SIZE),
-    };
-    let worker = Worker::with_rates(
-        model,
-        opts.gain,
-        in_cons,
-        out_prod,
-        ctl_rx,
-        wstats.clone(),
-        rates,
-    )
-    .map_err(|msg| Error::Device { msg })?;
-    let worker_latency = worker.latency_samples();
-    let capture = CaptureSide::new(
-        in_prod,
-        in_cfg.channels as usize,
-        opts.input_channel,
-        stats.clone(),
-    );
-    let playback = PlaybackSide::new(
-        out_cons,
-        out_cfg.channels as usize,
-        stats.clone(),
-        opts.prefill_samples.min(RING_SAMPLES / 2),
-    );
+        audio::device_name(&ep.in_dev) != audio::device_name(&ep.out_dev) || opts.virtual_mic;
+    let mut pipe = build_pipeline(model, opts, &ep, &stats, &wstats, separate_clocks)?;
 
-    let in_stream = audio::build_input(&in_dev, &in_cfg, in_fmt, capture, stats.clone())?;
-    let out_stream = audio::build_output(&out_dev, &out_cfg, out_fmt, playback, stats.clone())?;
-    let worker_thread = std::thread::Builder::new()
-        .name("denoised-worker".into())
-        .spawn(move || worker.run())
-        .map_err(|e| Error::Device {
-            msg: format!("cannot start the worker thread: {e}"),
-        })?;
-
-    let buffer_ms = opts
-        .buffer_frames
-        .map(|b| b as f64 * 1000.0 / SAMPLE_RATE_HZ as f64);
     let out_name = if mic.is_some() {
         "Denoised microphone".to_string()
     } else {
-        audio::device_name(&out_dev)
+        audio::device_name(&ep.out_dev)
     };
     eprintln!(
-        "denoised: {} ({} ch, {in_fmt}, {} Hz) -> {out_name} ({} ch, {out_fmt}, {} Hz){}",
-        audio::device_name(&in_dev),
-        in_cfg.channels,
-        in_cfg.sample_rate,
-        out_cfg.channels,
-        out_cfg.sample_rate,
+        "denoised: {} ({} ch, {}, {} Hz) -> {out_name} ({} ch, {}, {} Hz){}",
+        audio::device_name(&ep.in_dev),
+        ep.in_cfg.channels,
+        ep.in_fmt,
+        ep.in_cfg.sample_rate,
+        ep.out_cfg.channels,
+        ep.out_fmt,
+        ep.out_cfg.sample_rate,
         if separate_clocks {
             ", clock drift compensated"
         } else {
             ""
         }
     );
+    let buffer_ms = opts
+        .buffer_frames
+        .map(|b| b as f64 * 1000.0 / SAMPLE_RATE_HZ as f64);
     eprintln!(
         "denoised: latency budget: hop wait {:.0} ms + STFT and resampling {:.1} ms + output margin {:.0} ms + device buffers {} = {:.0} ms{}",
         ms(HOP_SIZE),
-        ms(worker_latency - HOP_SIZE),
+        ms(pipe.latency_samples - HOP_SIZE),
         ms(opts.prefill_samples),
         buffer_ms.map_or("(device default, not known)".to_string(), |b| format!(
             "2 x {b:.1} ms"
         )),
-        ms(worker_latency + opts.prefill_samples) + buffer_ms.map_or(0.0, |b| 2.0 * b),
+        ms(pipe.latency_samples + opts.prefill_samples) + buffer_ms.map_or(0.0, |b| 2.0 * b),
         if buffer_ms.is_none() {
             " + device buffers"
         } else {
@@ -140,26 +274,95 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<()> {
         }
     );
 
-    in_stream.play().map_err(|e| Error::Device {
-        msg: format!("cannot start capture: {e}"),
-    })?;
-    out_stream.play().map_err(|e| Error::Device {
-        msg: format!("cannot start playback: {e}"),
-    })?;
-
+    // the first opening must work: a missing or busy device is an error at start
+    let mut streams = Some(open_streams(&ep, &pipe.sides, &stats)?);
     let started = Instant::now();
     let mut last_report = Instant::now();
     let mut last_errors = 0;
+    let mut progress = (0u64, 0u64, Instant::now());
+    let mut retry = RETRY_MIN;
+    let mut next_try = Instant::now();
+    let mut result = Ok(());
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         if opts
             .duration_s
             .is_some_and(|d| started.elapsed().as_secs_f64() >= d)
+            || pipe.worker.is_finished()
         {
             break;
         }
-        if worker_thread.is_finished() {
-            break;
+        match streams.take() {
+            Some(s) => {
+                let now = (
+                    RtStats::get(&stats.captured_frames),
+                    RtStats::get(&stats.played_frames),
+                );
+                if now.0 != progress.0 && now.1 != progress.1 {
+                    progress = (now.0, now.1, Instant::now());
+                }
+                let stalled = progress.2.elapsed() > STALL;
+                if !(stats.device_lost.load(Ordering::Relaxed) || stalled) {
+                    streams = Some(s);
+                } else {
+                    eprintln!(
+                        "denoised: warning: audio device lost ({}); waiting for device",
+                        if stalled {
+                            "no audio for 2 s"
+                        } else {
+                            "the backend reported it gone"
+                        }
+                    );
+                    if !drop_streams(s, Duration::from_secs(2)) {
+                        // the old callbacks (and the ring halves inside them) are stuck in
+                        // the backend: start over with fresh rings and the same model
+                        let _ = pipe.ctl.send(Control::Stop);
+                        let model = pipe.worker.join().map_err(|_| Error::Device {
+                            msg: "the worker thread panicked".into(),
+                        })?;
+                        pipe = build_pipeline(model, opts, &ep, &stats, &wstats, separate_clocks)?;
+                    }
+                    next_try = Instant::now() + RETRY_MIN;
+                    retry = RETRY_MIN;
+                }
+            }
+            None if Instant::now() >= next_try => {
+                let reopened = (|| -> Result<Streams> {
+                    if let Some(m) = &mut mic {
+                        // a restarted sound server has forgotten our modules
+                        if !m.is_loaded()? {
+                            m.forget();
+                            *m = VirtualMic::create()?;
+                            eprintln!("denoised: recreated the virtual microphone");
+                        }
+                    }
+                    let ep2 = find_endpoints(opts)?;
+                    if ep2.in_cfg.sample_rate != ep.in_cfg.sample_rate
+                        || ep2.out_cfg.sample_rate != ep.out_cfg.sample_rate
+                    {
+                        return Err(Error::Device {
+                            msg: "the device came back at another sample rate".into(),
+                        });
+                    }
+                    open_streams(&ep2, &pipe.sides, &stats)
+                })();
+                match reopened {
+                    Ok(s) => {
+                        streams = Some(s);
+                        progress = (0, 0, Instant::now());
+                        eprintln!("denoised: audio device back; running");
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "denoised: still waiting for device ({e}); next try in {:.1} s",
+                            retry.as_secs_f64()
+                        );
+                        next_try = Instant::now() + retry;
+                        retry = (retry * 2).min(RETRY_MAX);
+                    }
+                }
+            }
+            None => {}
         }
         if last_report.elapsed().as_secs_f64() >= opts.stats_every_s.unwrap_or(5.0) {
             last_report = Instant::now();
@@ -177,30 +380,38 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<()> {
             }
         }
     }
-    let _ = ctl_tx.send(Control::Stop);
-    drop(in_stream);
-    drop(out_stream);
-    let _ = worker_thread.join();
+    let _ = pipe.ctl.send(Control::Stop);
+    if let Some(s) = streams {
+        if !drop_streams(s, Duration::from_secs(1)) {
+            eprintln!("denoised: warning: the audio backend did not close its streams in time");
+        }
+    }
+    let _ = pipe.worker.join();
     eprintln!(
         "denoised: stopped after {:.1} s: {}",
         started.elapsed().as_secs_f64(),
         status_line(&stats, &wstats)
     );
     if let Some(m) = mic {
-        m.remove()?;
-        eprintln!("denoised: removed the virtual microphone");
+        if let Err(e) = m.remove() {
+            result = Err(e);
+        } else {
+            eprintln!("denoised: removed the virtual microphone");
+        }
     }
-    Ok(())
+    result
 }
 
 /// One line of counters for logs and status.
 pub fn status_line(s: &RtStats, w: &WorkerStats) -> String {
     format!(
-        "hops {} | hop time last {} us max {} us | speech {:.2} | underruns {} ({} samples padded) | overruns {} ({} dropped) | stream errors {}",
+        "hops {} | hop time p50 {} us p99 {} us max {} us | speech {:.2} | output ring {} samples | underruns {} ({} samples padded) | overruns {} ({} dropped) | stream errors {}",
         w.hops.load(Ordering::Relaxed),
-        w.hop_time_last_us.load(Ordering::Relaxed),
+        w.hop_time_percentile_us(0.5),
+        w.hop_time_percentile_us(0.99),
         w.hop_time_max_us.load(Ordering::Relaxed),
         w.speech_prob_milli.load(Ordering::Relaxed) as f32 / 1000.0,
+        RtStats::get(&s.output_fill_samples),
         RtStats::get(&s.output_underruns),
         RtStats::get(&s.output_padded_samples),
         RtStats::get(&s.input_overruns),

@@ -44,9 +44,16 @@ pub enum Control {
     Stop,
 }
 
+/// Resolution and range of the hop-time histogram: 10 us buckets up to 5.12 ms (the
+/// last bucket also holds everything slower).
+pub const HOP_HIST_BUCKET_US: u64 = 10;
+pub const HOP_HIST_BUCKETS: usize = 512;
+
 /// What the worker publishes for status displays (all lock-free).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WorkerStats {
+    /// hop times, for percentiles
+    pub hop_time_hist: [AtomicU64; HOP_HIST_BUCKETS],
     pub hops: AtomicU64,
     /// microseconds, whole hop (analysis + model + synthesis)
     pub hop_time_last_us: AtomicU64,
@@ -57,6 +64,45 @@ pub struct WorkerStats {
     /// output samples dropped because the output ring was full
     pub output_dropped_samples: AtomicU64,
     pub running: AtomicBool,
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        Self {
+            hop_time_hist: std::array::from_fn(|_| AtomicU64::new(0)),
+            hops: AtomicU64::new(0),
+            hop_time_last_us: AtomicU64::new(0),
+            hop_time_max_us: AtomicU64::new(0),
+            speech_prob_milli: AtomicU32::new(0),
+            model_errors: AtomicU64::new(0),
+            output_dropped_samples: AtomicU64::new(0),
+            running: AtomicBool::new(false),
+        }
+    }
+}
+
+impl WorkerStats {
+    /// The hop time (us) below which fraction `p` of the hops so far completed.
+    pub fn hop_time_percentile_us(&self, p: f64) -> u64 {
+        let counts: Vec<u64> = self
+            .hop_time_hist
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return 0;
+        }
+        let want = (total as f64 * p).ceil() as u64;
+        let mut acc = 0;
+        for (i, c) in counts.iter().enumerate() {
+            acc += c;
+            if acc >= want {
+                return (i as u64 + 1) * HOP_HIST_BUCKET_US;
+            }
+        }
+        HOP_HIST_BUCKETS as u64 * HOP_HIST_BUCKET_US
+    }
 }
 
 pub struct Worker {
@@ -254,13 +300,16 @@ impl Worker {
             let us = t.elapsed().as_micros() as u64;
             self.stats.hop_time_last_us.store(us, Ordering::Relaxed);
             self.stats.hop_time_max_us.fetch_max(us, Ordering::Relaxed);
+            let bucket = ((us / HOP_HIST_BUCKET_US) as usize).min(HOP_HIST_BUCKETS - 1);
+            self.stats.hop_time_hist[bucket].fetch_add(1, Ordering::Relaxed);
             self.stats.hops.fetch_add(1, Ordering::Relaxed);
         }
         Ok(true)
     }
 
-    /// The thread body: step until `Stop` or the control channel closes.
-    pub fn run(mut self) {
+    /// The thread body: step until `Stop` or the control channel closes. Returns the model,
+    /// so a rebuilt pipeline can reuse the loaded session.
+    pub fn run(mut self) -> Model {
         self.stats.running.store(true, Ordering::Relaxed);
         loop {
             match self.step() {
@@ -272,5 +321,6 @@ impl Worker {
             }
         }
         self.stats.running.store(false, Ordering::Relaxed);
+        self.model
     }
 }

@@ -5,13 +5,14 @@
 pub mod virtual_mic;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use cpal::traits::{DeviceTrait, HostTrait};
 use cpal::{BufferSize, Device, SampleFormat, Stream, StreamConfig};
 
 use crate::dsp::SAMPLE_RATE_HZ;
 use crate::error::{Error, Result};
-use crate::rt::{CaptureSide, PlaybackSide, RtStats, on_stream_error};
+use crate::rt::{CaptureSide, PlaybackSide, ReturnOnDrop, RtStats, on_stream_error};
 
 /// Input or output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,20 +243,29 @@ macro_rules! with_sample_type {
     };
 }
 
-/// Build (not start) the capture stream; its callback is `CaptureSide::on_input`.
+fn gone(e: &cpal::Error) -> bool {
+    matches!(
+        e.kind(),
+        cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::HostUnavailable
+    )
+}
+
+/// Build (not start) the capture stream; its callback is `CaptureSide::on_input`, and the
+/// state returns through `side`'s channel when the stream is dropped.
 pub fn build_input(
     device: &Device,
     config: &StreamConfig,
     format: SampleFormat,
-    mut side: CaptureSide,
+    mut side: ReturnOnDrop<CaptureSide>,
     stats: Arc<RtStats>,
+    retired: Arc<AtomicBool>,
 ) -> Result<Stream> {
     with_sample_type!(format, T => {
         device
             .build_input_stream::<T, _, _>(
                 *config,
-                move |data: &[T], _| side.on_input(data),
-                move |_| on_stream_error(&stats),
+                move |data: &[T], _| side.get().on_input(data),
+                move |e| on_stream_error(&stats, gone(&e), &retired),
                 None,
             )
             .map_err(|e| device_error(format!("{}: cannot open for capture: {e}", name_of(device))))
@@ -267,15 +277,16 @@ pub fn build_output(
     device: &Device,
     config: &StreamConfig,
     format: SampleFormat,
-    mut side: PlaybackSide,
+    mut side: ReturnOnDrop<PlaybackSide>,
     stats: Arc<RtStats>,
+    retired: Arc<AtomicBool>,
 ) -> Result<Stream> {
     with_sample_type!(format, T => {
         device
             .build_output_stream::<T, _, _>(
                 *config,
-                move |data: &mut [T], _| side.on_output(data),
-                move |_| on_stream_error(&stats),
+                move |data: &mut [T], _| side.get().on_output(data),
+                move |e| on_stream_error(&stats, gone(&e), &retired),
                 None,
             )
             .map_err(|e| device_error(format!("{}: cannot open for playback: {e}", name_of(device))))

@@ -104,6 +104,18 @@ impl VirtualMic {
         Ok(me)
     }
 
+    /// Are our modules still loaded (a restarted sound server forgets them)?
+    pub fn is_loaded(&self) -> Result<bool> {
+        let now = our_modules()?;
+        Ok(self.modules.iter().all(|m| now.contains(m)))
+    }
+
+    /// Forget the modules without unloading them: after a sound-server restart their
+    /// indices are void and may already name someone else's (or our new) modules.
+    pub fn forget(&mut self) {
+        self.modules.clear();
+    }
+
     /// Unload both modules.
     pub fn remove(mut self) -> Result<()> {
         self.unload()

@@ -30,6 +30,10 @@ pub struct RtStats {
     /// frames captured / played in total
     pub captured_frames: AtomicU64,
     pub played_frames: AtomicU64,
+    /// output ring fill after the last playback callback, in samples
+    pub output_fill_samples: AtomicU64,
+    /// set by the error callback when the backend says the device or host is gone
+    pub device_lost: std::sync::atomic::AtomicBool,
 }
 
 impl RtStats {
@@ -57,6 +61,11 @@ pub struct CaptureSide {
 }
 
 impl CaptureSide {
+    /// The device's channel count may change when a stream is rebuilt.
+    pub fn set_channels(&mut self, channels: usize) {
+        self.channels = channels.max(1);
+    }
+
     pub fn new(
         producer: HeapProd<f32>,
         channels: usize,
@@ -115,6 +124,13 @@ pub struct PlaybackSide {
 }
 
 impl PlaybackSide {
+    /// The device's channel count may change when a stream is rebuilt; playback waits for
+    /// its margin again.
+    pub fn set_channels(&mut self, channels: usize) {
+        self.channels = channels.max(1);
+        self.primed = self.prime_samples == 0;
+    }
+
     pub fn new(
         consumer: HeapCons<f32>,
         channels: usize,
@@ -177,12 +193,64 @@ impl PlaybackSide {
         if ran_dry {
             self.stats.output_underruns.fetch_add(1, Ordering::Relaxed);
         }
+        self.stats
+            .output_fill_samples
+            .store(self.consumer.occupied_len() as u64, Ordering::Relaxed);
     }
 }
 
-/// The error callback body: count, never log here.
-pub fn on_stream_error(stats: &RtStats) {
+/// The error callback body: count (and flag a lost device), never log here.
+///
+/// The one exception to "never block": a stream the supervisor has abandoned
+/// (`retired`), because the backend could not close it. ALSA's pulse plugin, when the
+/// sound server dies, leaves cpal's stream thread calling this callback in a tight loop
+/// forever; parking that dead thread stops it from burning a core. No audio flows through
+/// a retired stream, so nothing waits on it.
+pub fn on_stream_error(
+    stats: &RtStats,
+    device_gone: bool,
+    retired: &std::sync::atomic::AtomicBool,
+) {
+    if retired.load(Ordering::Relaxed) {
+        loop {
+            std::thread::park();
+        }
+    }
     stats.stream_errors.fetch_add(1, Ordering::Relaxed);
+    if device_gone {
+        stats.device_lost.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Holds a callback's state and hands it back through `tx` when the callback (the stream)
+/// is dropped, so the supervisor can rebuild a stream around the same preallocated state.
+/// The hand-back happens at teardown, never while audio runs.
+pub struct ReturnOnDrop<T: Send> {
+    inner: Option<T>,
+    tx: crossbeam_channel::Sender<T>,
+}
+
+impl<T: Send> ReturnOnDrop<T> {
+    pub fn new(inner: T, tx: crossbeam_channel::Sender<T>) -> Self {
+        Self {
+            inner: Some(inner),
+            tx,
+        }
+    }
+
+    /// The state; present until drop.
+    pub fn get(&mut self) -> &mut T {
+        // Constructed with Some and only emptied in drop, so this cannot fail.
+        self.inner.as_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl<T: Send> Drop for ReturnOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(x) = self.inner.take() {
+            let _ = self.tx.send(x);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,145 @@
+//! Surviving a sound-server restart: PulseAudio is killed and started again under a
+//! running `denoised run --virtual-mic`; afterwards the virtual microphone exists again and
+//! denoised audio flows. Its own test binary, because it restarts the shared test server
+//! (cargo runs test binaries one after another). Skipped unless DENOISED_PULSE_TESTS=1.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn pactl(args: &[&str]) -> String {
+    let o = Command::new("pactl").args(args).output().expect("pactl");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn run_survives_a_pulseaudio_restart_and_recreates_the_virtual_mic() {
+    if std::env::var_os("DENOISED_PULSE_TESTS").is_none() {
+        eprintln!("DENOISED_PULSE_TESTS not set; skipped");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let server = root.join("scripts/pulse-test-server");
+    let d = tempfile::tempdir().unwrap();
+    let log_path = d.path().join("run.log");
+    let run = Command::new(assert_cmd::cargo::cargo_bin("denoised"))
+        .args([
+            "run",
+            "--virtual-mic",
+            "--provider",
+            "cpu",
+            "--buffer-frames",
+            "2400",
+            "--latency-ms",
+            "200",
+            "--duration-s",
+            "30",
+        ])
+        .env("PULSE_SOURCE", "test_in.monitor")
+        .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()))
+        .spawn()
+        .unwrap();
+    let has_mic = || {
+        pactl(&["list", "short", "sources"])
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some("denoised_mic"))
+    };
+    wait_for("the virtual microphone", 10, has_mic);
+
+    assert!(
+        Command::new("pulseaudio")
+            .arg("--kill")
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        Command::new(&server).status().unwrap().success(),
+        "restarting the test server"
+    );
+    wait_for("the virtual microphone to be recreated", 20, has_mic);
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    wait_for("the audio device to come back", 20, || {
+        log().contains("audio device back")
+    });
+
+    // audio flows again: record the virtual microphone while noisy speech plays
+    let clean = read_wav(&root.join("tests/fixtures/golden/clean_speech.wav"))
+        .channels
+        .remove(0);
+    let p = clean.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / clean.len() as f64;
+    let amp = (3.0 * p * 10f64.powf(-5.0 / 10.0)).sqrt() as f32;
+    let noisy: Vec<f32> = clean
+        .iter()
+        .zip(noise(clean.len(), amp, 3))
+        .map(|(c, n)| c + n)
+        .collect();
+    let play = d.path().join("play.wav");
+    write_wav(&play, 48000, 32, true, &[noisy]);
+    let rec_path = d.path().join("rec.wav");
+    let mut rec = Command::new("parecord")
+        .args([
+            "--device=denoised_mic",
+            "--rate=48000",
+            "--channels=1",
+            "--format=float32le",
+            "--file-format=wav",
+        ])
+        .arg(&rec_path)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        Command::new("paplay")
+            .arg("--device=test_in")
+            .arg(&play)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = Command::new("kill")
+        .args(["-INT", &rec.id().to_string()])
+        .status();
+    let _ = rec.wait();
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    let out = run.wait_with_output().unwrap();
+    let log = log();
+    eprintln!("{log}");
+    assert!(
+        out.status.success(),
+        "denoised run should exit 0 after SIGTERM"
+    );
+    let recorded = read_wav(&rec_path).channels.remove(0);
+    let rms = (recorded.iter().map(|&v| (v as f64).powi(2)).sum::<f64>()
+        / recorded.len().max(1) as f64)
+        .sqrt();
+    eprintln!(
+        "recorded {} samples after the restart, RMS {rms:.4} (clean speech RMS {:.4})",
+        recorded.len(),
+        p.sqrt()
+    );
+    assert!(rms > 0.3 * p.sqrt(), "no audio flows after the restart");
+    assert!(
+        !pactl(&["list", "short", "modules"]).contains("denoised_mic"),
+        "virtual mic left behind"
+    );
+}
