@@ -339,3 +339,23 @@ fn devices_at_44100_hz_are_resampled_to_48k_and_back() {
     );
     assert_eq!(RtStats::get(&stats.output_underruns), 0);
 }
+
+#[test]
+fn overrunning_input_device_is_counted_as_dropped_samples() {
+    // the input device delivers while the worker is stalled: the 48000-sample ring fills,
+    // the rest is dropped and counted, and the worker recovers afterwards
+    let mut s = sim("identity", 0, GainParams::default());
+    let x = signal(48000 * 2, 48000, 0);
+    for b in x.chunks(BLOCK) {
+        s.cap.on_input(b);
+    }
+    let dropped = RtStats::get(&s.stats.input_dropped_samples);
+    assert_eq!(dropped, (x.len() - 48000) as u64);
+    assert!(RtStats::get(&s.stats.input_overruns) > 0);
+    assert!(s.worker.step().unwrap());
+    assert_eq!(
+        s.wstats.hops.load(std::sync::atomic::Ordering::Relaxed),
+        100,
+        "the buffered second is processed"
+    );
+}

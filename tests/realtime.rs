@@ -45,3 +45,26 @@ fn stream_denoiser_hop_does_not_allocate_outside_the_model_call() {
         });
     }
 }
+
+#[test]
+fn audio_callbacks_do_not_allocate() {
+    use denoised::rt::{CaptureSide, InputChannel, PlaybackSide, RtStats};
+    use ringbuf::HeapRb;
+    use ringbuf::traits::Split;
+    use std::sync::Arc;
+    let (p, c) = HeapRb::<f32>::new(4096).split();
+    let stats = Arc::new(RtStats::default());
+    let mut cap = CaptureSide::new(p, 2, InputChannel::Downmix, stats.clone());
+    let mut play = PlaybackSide::new(c, 2, stats.clone(), 256);
+    let block_i16: Vec<i16> = (0..1024).map(|i| (i * 37 % 2000) as i16).collect();
+    let mut out_f32 = vec![0.0f32; 1024];
+    let mut out_u8 = vec![0u8; 512];
+    for _ in 0..20 {
+        assert_no_alloc(|| {
+            cap.on_input(&block_i16); // converts, downmixes, pushes (and overruns when full)
+            play.on_output(&mut out_f32); // pops, fans out to channels
+            play.on_output(&mut out_u8); // and under-runs, pads, re-primes, fades
+        });
+    }
+    assert!(RtStats::get(&stats.played_frames) > 0);
+}

@@ -121,7 +121,12 @@ pub struct PlaybackSide {
     stats: Arc<RtStats>,
     prime_samples: usize,
     primed: bool,
+    /// position in the fade-in after an under-run (FADE_IN_SAMPLES = no fade running)
+    fade_pos: usize,
 }
+
+/// After an under-run the audio comes back with a 5 ms linear fade-in, not a click.
+pub const FADE_IN_SAMPLES: usize = 240;
 
 impl PlaybackSide {
     /// The device's channel count may change when a stream is rebuilt; playback waits for
@@ -143,6 +148,7 @@ impl PlaybackSide {
             stats,
             prime_samples,
             primed: prime_samples == 0,
+            fade_pos: FADE_IN_SAMPLES,
         }
     }
 
@@ -166,12 +172,18 @@ impl PlaybackSide {
                 None
             };
             let x = match popped {
+                Some(x) if self.fade_pos < FADE_IN_SAMPLES => {
+                    self.fade_pos += 1;
+                    x * self.fade_pos as f32 / FADE_IN_SAMPLES as f32
+                }
                 Some(x) => x,
                 None => {
                     if self.primed {
-                        // an under-run: wait for the full margin before playing again
+                        // an under-run: wait for the full margin before playing again,
+                        // then fade back in
                         self.primed = self.prime_samples == 0;
                         ran_dry = true;
+                        self.fade_pos = 0;
                     }
                     padded += 1;
                     0.0
@@ -321,5 +333,25 @@ mod tests {
         let mut buf = [1.0f32; 2];
         play.on_output(&mut buf);
         assert_eq!(buf, [0.0, 0.0], "re-priming after the under-run");
+    }
+
+    #[test]
+    fn audio_fades_back_in_after_an_underrun() {
+        let (mut p, c) = HeapRb::<f32>::new(4096).split();
+        let stats = Arc::new(RtStats::default());
+        let mut play = PlaybackSide::new(c, 1, stats, 0);
+        let mut buf = [0.0f32; 8];
+        play.on_output(&mut buf); // under-run
+        p.push_slice(&[1.0; FADE_IN_SAMPLES + 8]);
+        let mut buf = vec![0.0f32; FADE_IN_SAMPLES + 8];
+        play.on_output(&mut buf);
+        assert!((buf[0] - 1.0 / FADE_IN_SAMPLES as f32).abs() < 1e-6);
+        assert!(
+            buf.windows(2)
+                .take(FADE_IN_SAMPLES - 1)
+                .all(|w| w[1] > w[0]),
+            "rising ramp"
+        );
+        assert!(buf[FADE_IN_SAMPLES..].iter().all(|&v| v == 1.0));
     }
 }
