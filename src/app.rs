@@ -60,14 +60,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Run(args) => {
             let opts = config::run_options(&args, cli.verbose)?;
-            let stop = Arc::new(AtomicBool::new(false));
-            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-                signal_hook::flag::register(sig, stop.clone()).map_err(|e| Error::Device {
-                    msg: format!("cannot install signal handler: {e}"),
-                })?;
-            }
-            crate::live::run(&opts, stop)?;
-            Ok(0)
+            run_live(opts, &args)
         }
         Command::Devices => {
             let devices = crate::audio::list_devices()?;
@@ -103,6 +96,19 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `denoised run` with settings already validated (main builds them first, to set up the
+/// environment before any thread starts).
+pub fn run_live(opts: config::RunOptions, _args: &crate::cli::RunArgs) -> Result<i32> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| Error::Device {
+            msg: format!("cannot install signal handler: {e}"),
+        })?;
+    }
+    crate::live::run(&opts, stop)?;
+    Ok(0)
 }
 
 fn model_info(path: &Path) -> Result<()> {

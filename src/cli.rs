@@ -39,6 +39,10 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Configuration file [default: $XDG_CONFIG_HOME/denoised/config.toml if present];
+    /// flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
     /// Input device: a name or a unique part of one [default: the system default]
@@ -48,24 +52,27 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME", conflicts_with = "virtual_mic")]
     pub output: Option<String>,
     /// Create a "Denoised microphone" for call apps (PulseAudio/PipeWire) and play into it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_virtual_mic")]
     pub virtual_mic: bool,
-    /// Input channel to denoise, 0-based; default: the mean of all channels.
+    /// Do not create the virtual microphone (overrides the configuration file).
+    #[arg(long)]
+    pub no_virtual_mic: bool,
+    /// Input channel to denoise, 0-based [default: the mean of all channels]
     #[arg(long, value_name = "N")]
     pub input_channel: Option<usize>,
-    /// Most noise reduction applied to any frequency, in dB (0 = none, 100 = unlimited).
-    #[arg(long, value_name = "DB", default_value_t = crate::dsp::gain::DEFAULT_ATTENUATION_LIMIT_DB)]
-    pub attenuation_limit_db: f32,
-    /// Mix of denoised (1.0) and original (0.0) audio.
-    #[arg(long, value_name = "X", default_value_t = 1.0)]
-    pub wet_dry: f32,
-    /// Output safety margin (ring pre-fill) in ms; adds to the latency.
-    #[arg(long, value_name = "MS", default_value_t = 10.0)]
-    pub latency_ms: f32,
-    /// Device buffer size in frames [default: the device's choice].
+    /// Most noise reduction applied to any frequency, in dB (0 = none, 100 = unlimited) [default: 30]
+    #[arg(long, value_name = "DB")]
+    pub attenuation_limit_db: Option<f32>,
+    /// Mix of denoised (1.0) and original (0.0) audio [default: 1.0]
+    #[arg(long, value_name = "X")]
+    pub wet_dry: Option<f32>,
+    /// Output safety margin (ring pre-fill) in ms; adds to the latency [default: 10]
+    #[arg(long, value_name = "MS")]
+    pub latency_ms: Option<f32>,
+    /// Device buffer size in frames [default: the device's choice]
     #[arg(long, value_name = "FRAMES")]
     pub buffer_frames: Option<u32>,
-    /// Stop after this many seconds [default: run until Ctrl-C / SIGTERM].
+    /// Stop after this many seconds [default: run until Ctrl-C / SIGTERM]
     #[arg(long, value_name = "S")]
     pub duration_s: Option<f64>,
 }
@@ -92,9 +99,9 @@ pub struct ModelArgs {
     /// ONNX model file [default: the shipped models/denoiser.onnx]
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
-    /// Execution provider; the one really used is always logged.
-    #[arg(long, value_enum, default_value_t = ProviderArg::Auto)]
-    pub provider: ProviderArg,
+    /// Execution provider [default: auto]; the one really used is always logged.
+    #[arg(long, value_enum)]
+    pub provider: Option<ProviderArg>,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,9 @@ use common::*;
 use realfft::RealFftPlanner;
 use realfft::num_complex::Complex32;
 
+/// The tests share one sound server: run them one at a time.
+static SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn enabled() -> bool {
     if std::env::var_os("DENOISED_PULSE_TESTS").is_none() {
         eprintln!(
@@ -103,6 +106,7 @@ fn live_run_through_pulseaudio_is_complete_and_denoised() {
     if !enabled() {
         return;
     }
+    let _one_at_a_time = SERVER.lock().unwrap_or_else(|p| p.into_inner());
     let d = tempfile::tempdir().unwrap();
     // held-out clean speech in white noise at 5 dB SNR (a noise the model clearly removes,
     // so "denoised" is unambiguous), with 1 s of silence before and 1.5 s after (null sinks
@@ -200,6 +204,7 @@ fn virtual_mic_is_created_and_removed_including_stale_ones() {
     if !enabled() {
         return;
     }
+    let _one_at_a_time = SERVER.lock().unwrap_or_else(|p| p.into_inner());
     // a stale sink as a crashed run would leave it
     pactl(&[
         "load-module",
