@@ -62,6 +62,21 @@ pub fn run(cli: Cli) -> Result<i32> {
             let opts = config::run_options(&args, cli.verbose)?;
             run_live(opts, &args)
         }
+        Command::Status { json } => client(if json { "status json" } else { "status" }),
+        Command::Set { setting, value } => {
+            let key = match setting {
+                crate::cli::SettingArg::AttenuationLimitDb => "attenuation-limit-db",
+                crate::cli::SettingArg::WetDry => "wet-dry",
+            };
+            client(&format!("set {key} {value}"))
+        }
+        Command::Bypass { state } => client(if state == crate::cli::OnOff::On {
+            "bypass on"
+        } else {
+            "bypass off"
+        }),
+        Command::Reload => client("reload"),
+        Command::Service { command } => crate::service::install::run(command),
         Command::Devices => {
             let devices = crate::audio::list_devices()?;
             if devices.is_empty() {
@@ -98,16 +113,39 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
+/// Send one request to the running daemon and print its reply; exit 1 on an error reply.
+fn client(req: &str) -> Result<i32> {
+    let reply = crate::control::request(req)?;
+    match reply.strip_prefix("ok") {
+        Some(rest) => {
+            let rest = rest.trim_start_matches([' ', '\n']);
+            if !rest.is_empty() {
+                println!("{rest}");
+            }
+            Ok(0)
+        }
+        None => {
+            eprintln!("denoised: {reply}");
+            Ok(1)
+        }
+    }
+}
+
 /// `denoised run` with settings already validated (main builds them first, to set up the
 /// environment before any thread starts).
-pub fn run_live(opts: config::RunOptions, _args: &crate::cli::RunArgs) -> Result<i32> {
+pub fn run_live(opts: config::RunOptions, args: &crate::cli::RunArgs) -> Result<i32> {
     let stop = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
+    let sig_err = |e: std::io::Error| Error::Device {
+        msg: format!("cannot install signal handler: {e}"),
+    };
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| Error::Device {
-            msg: format!("cannot install signal handler: {e}"),
-        })?;
+        // a second signal while stopping exits at once (status 1)
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone()).map_err(sig_err)?;
+        signal_hook::flag::register(sig, stop.clone()).map_err(sig_err)?;
     }
-    crate::live::run(&opts, stop)?;
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()).map_err(sig_err)?;
+    crate::live::run(&opts, args, stop, reload)?;
     Ok(0)
 }
 

@@ -35,6 +35,51 @@ pub enum Command {
     Run(RunArgs),
     /// List audio input and output devices.
     Devices,
+    /// Show the running daemon's state, devices, latency and counters.
+    Status {
+        /// One line of JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a setting of the running daemon.
+    Set {
+        #[arg(value_enum)]
+        setting: SettingArg,
+        /// The new value (dB for attenuation-limit-db, 0..1 for wet-dry).
+        value: String,
+    },
+    /// Bypass the denoiser in the running daemon (crossfaded), or end the bypass.
+    Bypass {
+        #[arg(value_enum)]
+        state: OnOff,
+    },
+    /// Make the running daemon re-read its configuration file (like SIGHUP).
+    Reload,
+    /// Install or remove the systemd user service.
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SettingArg {
+    AttenuationLimitDb,
+    WetDry,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Copy the unit to ~/.config/systemd/user and `systemctl --user enable --now` it.
+    Install,
+    /// `systemctl --user disable --now` the unit and remove it.
+    Uninstall,
 }
 
 #[derive(Debug, Args)]

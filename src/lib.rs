@@ -10,6 +10,7 @@ pub mod audio;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod dsp;
 pub mod error;
 pub mod live;
@@ -17,6 +18,7 @@ pub mod model;
 pub mod offline;
 pub mod rate;
 pub mod rt;
+pub mod service;
 pub mod stream;
 pub mod worker;
 

@@ -20,11 +20,14 @@ use ringbuf::traits::Split;
 
 use crate::audio::{self, Direction, virtual_mic::VirtualMic};
 use crate::config::RunOptions;
+use crate::control::{self, Info, Shared};
 use crate::dsp::{HOP_SIZE, SAMPLE_RATE_HZ};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::rt::{CaptureSide, PlaybackSide, ReturnOnDrop, RtStats};
+use crate::service::{self, Notifier, Priority};
 use crate::worker::{Control, RateConfig, Worker, WorkerStats};
+use std::sync::Mutex;
 
 /// Ring capacity: one second each way (far more than any sane latency target).
 const RING_SAMPLES: usize = SAMPLE_RATE_HZ as usize;
@@ -208,28 +211,41 @@ fn drop_streams(streams: Streams, wait: Duration) -> bool {
     spawned.is_ok() && rx.recv_timeout(wait).is_ok()
 }
 
-/// Run until `stop` is set (signals) or the duration passes.
-pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<()> {
+/// Run until `stop` is set (signals) or the duration passes. `reload` (SIGHUP or the
+/// control socket) re-reads the configuration file, merged again with `args`.
+pub fn run(
+    opts: &RunOptions,
+    args: &crate::cli::RunArgs,
+    stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+) -> Result<()> {
+    // the control socket first: it is also what stops a second instance
+    let listener = control::bind()?;
+    let notifier = Notifier::from_env();
     let mut mic = if opts.virtual_mic {
         Some(VirtualMic::create()?)
     } else {
         None
     };
     if mic.is_some() {
-        eprintln!(
-            "denoised: created the virtual microphone \"Denoised microphone\" (source `{}`); pick it in your call app",
-            audio::virtual_mic::SOURCE_NAME
+        service::log(
+            Priority::Info,
+            &format!(
+                "created the virtual microphone \"Denoised microphone\" (source `{}`); pick it in your call app",
+                audio::virtual_mic::SOURCE_NAME
+            ),
         );
     }
     let model = Model::load(&opts.model_path, &opts.load)?;
-    eprintln!(
-        "denoised: model {} on {}",
-        model.spec().name,
-        model.provider()
+    service::log(
+        Priority::Info,
+        &format!("model {} on {}", model.spec().name, model.provider()),
     );
     let ep = find_endpoints(opts)?;
     let stats = Arc::new(RtStats::default());
     let wstats = Arc::new(WorkerStats::default());
+    let provider = model.provider().to_string();
+    let model_name = model.spec().name.clone();
     // two devices have two clocks: the worker trims the output rate to hold the ring
     let separate_clocks =
         audio::device_name(&ep.in_dev) != audio::device_name(&ep.out_dev) || opts.virtual_mic;
@@ -240,42 +256,85 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<()> {
     } else {
         audio::device_name(&ep.out_dev)
     };
-    eprintln!(
-        "denoised: {} ({} ch, {}, {} Hz) -> {out_name} ({} ch, {}, {} Hz){}",
-        audio::device_name(&ep.in_dev),
-        ep.in_cfg.channels,
-        ep.in_fmt,
-        ep.in_cfg.sample_rate,
-        ep.out_cfg.channels,
-        ep.out_fmt,
-        ep.out_cfg.sample_rate,
-        if separate_clocks {
-            ", clock drift compensated"
-        } else {
-            ""
-        }
+    service::log(
+        Priority::Info,
+        &format!(
+            "{} ({} ch, {}, {} Hz) -> {out_name} ({} ch, {}, {} Hz){}",
+            audio::device_name(&ep.in_dev),
+            ep.in_cfg.channels,
+            ep.in_fmt,
+            ep.in_cfg.sample_rate,
+            ep.out_cfg.channels,
+            ep.out_fmt,
+            ep.out_cfg.sample_rate,
+            if separate_clocks {
+                ", clock drift compensated"
+            } else {
+                ""
+            }
+        ),
     );
     let buffer_ms = opts
         .buffer_frames
         .map(|b| b as f64 * 1000.0 / SAMPLE_RATE_HZ as f64);
-    eprintln!(
-        "denoised: latency budget: hop wait {:.0} ms + STFT and resampling {:.1} ms + output margin {:.0} ms + device buffers {} = {:.0} ms{}",
-        ms(HOP_SIZE),
-        ms(pipe.latency_samples - HOP_SIZE),
-        ms(opts.prefill_samples),
-        buffer_ms.map_or("(device default, not known)".to_string(), |b| format!(
-            "2 x {b:.1} ms"
-        )),
-        ms(pipe.latency_samples + opts.prefill_samples) + buffer_ms.map_or(0.0, |b| 2.0 * b),
-        if buffer_ms.is_none() {
-            " + device buffers"
-        } else {
-            ""
-        }
+    service::log(
+        Priority::Info,
+        &format!(
+            "latency budget: hop wait {:.0} ms + STFT and resampling {:.1} ms + output margin {:.0} ms + device buffers {} = {:.0} ms{}",
+            ms(HOP_SIZE),
+            ms(pipe.latency_samples - HOP_SIZE),
+            ms(opts.prefill_samples),
+            buffer_ms.map_or("(device default, not known)".to_string(), |b| format!(
+                "2 x {b:.1} ms"
+            )),
+            ms(pipe.latency_samples + opts.prefill_samples) + buffer_ms.map_or(0.0, |b| 2.0 * b),
+            if buffer_ms.is_none() {
+                " + device buffers"
+            } else {
+                ""
+            }
+        ),
     );
+
+    let shared = Arc::new(Shared {
+        stats: stats.clone(),
+        wstats: wstats.clone(),
+        reload: reload.clone(),
+        info: Mutex::new(Info {
+            state: "starting".into(),
+            input: audio::device_name(&ep.in_dev),
+            output: out_name.clone(),
+            provider,
+            model: model_name,
+            latency_ms: ms(pipe.latency_samples + opts.prefill_samples)
+                + buffer_ms.map_or(0.0, |b| 2.0 * b),
+            attenuation_limit_db: opts.gain.attenuation_limit_db,
+            wet: opts.gain.wet,
+            bypass: false,
+            started: Instant::now(),
+            ctl: Some(pipe.ctl.clone()),
+        }),
+    });
+    let control_stop = Arc::new(AtomicBool::new(false));
+    let control_thread = {
+        let (shared, control_stop) = (shared.clone(), control_stop.clone());
+        std::thread::Builder::new()
+            .name("denoised-control".into())
+            .spawn(move || control::serve(listener, shared, control_stop))
+            .map_err(|e| Error::Device {
+                msg: format!("cannot start the control thread: {e}"),
+            })?
+    };
+    let set_state = |state: &str| {
+        shared.info.lock().unwrap_or_else(|p| p.into_inner()).state = state.to_string();
+        notifier.notify(&format!("STATUS={state}"));
+    };
 
     // the first opening must work: a missing or busy device is an error at start
     let mut streams = Some(open_streams(&ep, &pipe.sides, &stats)?);
+    let mut model_path = opts.model_path.clone();
+    let mut ready = false;
+    let mut last_heartbeat = (0u64, Instant::now());
     let started = Instant::now();
     let mut last_report = Instant::now();
     let mut last_errors = 0;
@@ -292,6 +351,29 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<()> {
         {
             break;
         }
+        if !ready && streams.is_some() && wstats.hops.load(Ordering::Relaxed) > 0 {
+            // the model has run on real audio and the streams move: ready for systemd
+            ready = true;
+            set_state("running");
+            notifier.notify("READY=1");
+        }
+        if let Some(every) = notifier.watchdog_every {
+            let hb = wstats.heartbeat.load(Ordering::Relaxed);
+            if last_heartbeat.1.elapsed() >= every && hb != last_heartbeat.0 {
+                // only while the worker thread is alive and looping
+                notifier.notify("WATCHDOG=1");
+                last_heartbeat = (hb, Instant::now());
+            }
+        }
+        if reload.swap(false, Ordering::Relaxed) {
+            match apply_reload(opts, args, &shared, &mut model_path) {
+                Ok(msg) => service::log(Priority::Info, &msg),
+                Err(e) => service::log(
+                    Priority::Error,
+                    &format!("reload failed, keeping the running settings: {e}"),
+                ),
+            }
+        }
         match streams.take() {
             Some(s) => {
                 let now = (
@@ -305,13 +387,16 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<()> {
                 if !(stats.device_lost.load(Ordering::Relaxed) || stalled) {
                     streams = Some(s);
                 } else {
-                    eprintln!(
-                        "denoised: warning: audio device lost ({}); waiting for device",
-                        if stalled {
-                            "no audio for 2 s"
-                        } else {
-                            "the backend reported it gone"
-                        }
+                    service::log(
+                        Priority::Warning,
+                        &format!(
+                            "audio device lost ({}); waiting for device",
+                            if stalled {
+                                "no audio for 2 s"
+                            } else {
+                                "the backend reported it gone"
+                            }
+                        ),
                     );
                     if !drop_streams(s, Duration::from_secs(2)) {
                         // the old callbacks (and the ring halves inside them) are stuck in
@@ -321,7 +406,10 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<()> {
                             msg: "the worker thread panicked".into(),
                         })?;
                         pipe = build_pipeline(model, opts, &ep, &stats, &wstats, separate_clocks)?;
+                        shared.info.lock().unwrap_or_else(|p| p.into_inner()).ctl =
+                            Some(pipe.ctl.clone());
                     }
+                    set_state("waiting for device");
                     next_try = Instant::now() + RETRY_MIN;
                     retry = RETRY_MIN;
                 }
@@ -333,7 +421,10 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<()> {
                         if !m.is_loaded()? {
                             m.forget();
                             *m = VirtualMic::create()?;
-                            eprintln!("denoised: recreated the virtual microphone");
+                            service::log(
+                                Priority::Info,
+                                &format!("recreated the virtual microphone"),
+                            );
                         }
                     }
                     let ep2 = find_endpoints(opts)?;
@@ -350,12 +441,16 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<()> {
                     Ok(s) => {
                         streams = Some(s);
                         progress = (0, 0, Instant::now());
-                        eprintln!("denoised: audio device back; running");
+                        service::log(Priority::Info, &format!("audio device back; running"));
+                        set_state("running");
                     }
                     Err(e) => {
-                        eprintln!(
-                            "denoised: still waiting for device ({e}); next try in {:.1} s",
-                            retry.as_secs_f64()
+                        service::log(
+                            Priority::Info,
+                            &format!(
+                                "still waiting for device ({e}); next try in {:.1} s",
+                                retry.as_secs_f64()
+                            ),
                         );
                         next_try = Instant::now() + retry;
                         retry = (retry * 2).min(RETRY_MAX);
@@ -369,37 +464,101 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<()> {
             let errors = RtStats::get(&stats.stream_errors);
             if errors > last_errors {
                 // rate-limited: one line per interval, however many errors the backend sent
-                eprintln!(
-                    "denoised: warning: {} audio stream errors in the last interval (audio continues)",
-                    errors - last_errors
+                service::log(
+                    Priority::Warning,
+                    &format!(
+                        "{} audio stream errors in the last interval (audio continues)",
+                        errors - last_errors
+                    ),
                 );
                 last_errors = errors;
             }
             if opts.stats_every_s.is_some() {
-                eprintln!("denoised: {}", status_line(&stats, &wstats));
+                service::log(Priority::Info, &format!("{}", status_line(&stats, &wstats)));
             }
         }
     }
+    notifier.notify("STOPPING=1");
+    set_state("stopping");
     let _ = pipe.ctl.send(Control::Stop);
     if let Some(s) = streams {
         if !drop_streams(s, Duration::from_secs(1)) {
-            eprintln!("denoised: warning: the audio backend did not close its streams in time");
+            service::log(
+                Priority::Warning,
+                &format!("the audio backend did not close its streams in time"),
+            );
         }
     }
     let _ = pipe.worker.join();
-    eprintln!(
-        "denoised: stopped after {:.1} s: {}",
-        started.elapsed().as_secs_f64(),
-        status_line(&stats, &wstats)
+    service::log(
+        Priority::Info,
+        &format!(
+            "stopped after {:.1} s: {}",
+            started.elapsed().as_secs_f64(),
+            status_line(&stats, &wstats)
+        ),
     );
     if let Some(m) = mic {
         if let Err(e) = m.remove() {
             result = Err(e);
         } else {
-            eprintln!("denoised: removed the virtual microphone");
+            service::log(Priority::Info, &format!("removed the virtual microphone"));
         }
     }
+    control_stop.store(true, Ordering::Relaxed);
+    let _ = control_thread.join();
     result
+}
+
+/// Re-read the configuration and apply what can change while running: attenuation
+/// limit, wet/dry and the model (crossfaded in by the worker). Device settings need a
+/// restart; a changed one is reported.
+fn apply_reload(
+    opts: &RunOptions,
+    args: &crate::cli::RunArgs,
+    shared: &Shared,
+    model_path: &mut std::path::PathBuf,
+) -> Result<String> {
+    let new = crate::config::run_options(args, 0)?;
+    let ctl = shared
+        .info
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .ctl
+        .clone();
+    let send = |c: Control| ctl.as_ref().is_some_and(|tx| tx.send(c).is_ok());
+    send(Control::SetAttenuationLimitDb(
+        new.gain.attenuation_limit_db,
+    ));
+    send(Control::SetWet(new.gain.wet));
+    let mut msg = format!(
+        "reloaded {}: attenuation limit {} dB, wet/dry {}",
+        new.config_file
+            .as_ref()
+            .map_or("(no file)".to_string(), |p| p.display().to_string()),
+        new.gain.attenuation_limit_db,
+        new.gain.wet
+    );
+    {
+        let mut i = shared.info.lock().unwrap_or_else(|p| p.into_inner());
+        i.attenuation_limit_db = new.gain.attenuation_limit_db;
+        i.wet = new.gain.wet;
+    }
+    if new.model_path != *model_path {
+        let m = Model::load(&new.model_path, &new.load)?;
+        let name = m.spec().name.clone();
+        send(Control::SwapModel(Box::new(m)));
+        shared.info.lock().unwrap_or_else(|p| p.into_inner()).model = name.clone();
+        msg += &format!(
+            ", model {} ({name}) crossfaded in",
+            new.model_path.display()
+        );
+        *model_path = new.model_path.clone();
+    }
+    if new.input != opts.input || new.output != opts.output || new.virtual_mic != opts.virtual_mic {
+        msg += "; device changes take effect after a restart";
+    }
+    Ok(msg)
 }
 
 /// One line of counters for logs and status.

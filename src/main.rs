@@ -6,7 +6,10 @@ use denoised::cli::{Cli, Command};
 
 fn exit_with(e: denoised::Error) -> ! {
     let code = e.exit_code();
-    eprintln!("denoised: error: {:#}", anyhow::Error::new(e));
+    denoised::service::log(
+        denoised::service::Priority::Error,
+        &format!("{:#}", anyhow::Error::new(e)),
+    );
     std::process::exit(code);
 }
 

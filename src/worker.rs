@@ -35,12 +35,13 @@ pub struct RateConfig {
 /// Hops over which bypass fades in or out (50 ms).
 pub const RAMP_HOPS: usize = 5;
 
-/// Messages from the supervisor (or, later, the control socket) to the worker.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Messages from the supervisor (and the control socket) to the worker.
 pub enum Control {
     SetAttenuationLimitDb(f32),
     SetWet(f32),
     Bypass(bool),
+    /// a new model, crossfaded in over `RAMP_HOPS` hops (a reload that changed the model)
+    SwapModel(Box<Model>),
     Stop,
 }
 
@@ -64,6 +65,8 @@ pub struct WorkerStats {
     /// output samples dropped because the output ring was full
     pub output_dropped_samples: AtomicU64,
     pub running: AtomicBool,
+    /// bumped on every loop of the worker thread, audio or not: the watchdog's proof of life
+    pub heartbeat: AtomicU64,
 }
 
 impl Default for WorkerStats {
@@ -77,6 +80,7 @@ impl Default for WorkerStats {
             model_errors: AtomicU64::new(0),
             output_dropped_samples: AtomicU64::new(0),
             running: AtomicBool::new(false),
+            heartbeat: AtomicU64::new(0),
         }
     }
 }
@@ -124,6 +128,9 @@ pub struct Worker {
     out_rs: Option<LiveResampler>,
     drift: Option<DriftController>,
     out_hz: u32,
+    /// the previous model while a new one fades in: (model, its stream, hops left)
+    outgoing: Option<(Model, StreamDenoiser, usize)>,
+    fade_buf: Vec<f32>,
 }
 
 impl Worker {
@@ -188,6 +195,8 @@ impl Worker {
             out_rs,
             drift,
             out_hz,
+            outgoing: None,
+            fade_buf: vec![0.0; HOP_SIZE],
         })
     }
 
@@ -213,6 +222,12 @@ impl Worker {
 
     fn apply(&mut self, c: Control) -> bool {
         match c {
+            Control::SwapModel(m) => {
+                let mut stream = StreamDenoiser::new(&m, self.stream.params);
+                std::mem::swap(&mut stream, &mut self.stream);
+                let old = std::mem::replace(&mut self.model, *m);
+                self.outgoing = Some((old, stream, RAMP_HOPS));
+            }
             Control::SetAttenuationLimitDb(db) => self.stream.params.attenuation_limit_db = db,
             Control::SetWet(w) => self.stream.params.wet = w,
             Control::Bypass(b) => self.bypass = b,
@@ -268,6 +283,22 @@ impl Worker {
                     self.hop_out.copy_from_slice(&self.dry);
                 }
             }
+            if let Some((m, st, left)) = &mut self.outgoing {
+                // model swap: old model fades out while the new one (fresh state) fades in
+                if st.process_hop(m, &self.hop_in, &mut self.fade_buf).is_err() {
+                    self.fade_buf.copy_from_slice(&self.dry);
+                }
+                let from = *left as f32 / RAMP_HOPS as f32;
+                let to = (*left - 1) as f32 / RAMP_HOPS as f32;
+                for (i, (o, old)) in self.hop_out.iter_mut().zip(&self.fade_buf).enumerate() {
+                    let a = from + (to - from) * i as f32 / HOP_SIZE as f32;
+                    *o = (1.0 - a) * *o + a * old;
+                }
+                *left -= 1;
+                if *left == 0 {
+                    self.outgoing = None;
+                }
+            }
             let from = self.ramp as f32 / RAMP_HOPS as f32;
             if self.bypass && self.ramp < RAMP_HOPS {
                 self.ramp += 1;
@@ -312,6 +343,7 @@ impl Worker {
     pub fn run(mut self) -> Model {
         self.stats.running.store(true, Ordering::Relaxed);
         loop {
+            self.stats.heartbeat.fetch_add(1, Ordering::Relaxed);
             match self.step() {
                 Ok(true) => {}
                 _ => break,
