@@ -514,3 +514,30 @@ fn bench_prints_real_time_factor_and_percentiles() {
         .success()
         .stdout(predicate::str::contains("real-time factor").and(predicate::str::contains("p99")));
 }
+
+#[test]
+fn bad_config_file_exits_78_naming_the_key() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("c.toml");
+    std::fs::write(&cfg, "[denoise]\nattenuaton_limit_db = 20\n").unwrap();
+    denoised()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(78)
+        .stderr(predicate::str::contains("attenuaton_limit_db"));
+    std::fs::write(&cfg, "[audio]\nlatency_ms = -3\n").unwrap();
+    denoised().args(["run", "--config"]).arg(&cfg).assert().code(78).stderr(predicate::str::contains("latency-ms"));
+    denoised().args(["run", "--config"]).arg(d.path().join("missing.toml")).assert().code(78);
+}
+
+#[test]
+fn client_commands_say_when_no_daemon_runs() {
+    let d = tempfile::tempdir().unwrap();
+    denoised()
+        .env("XDG_RUNTIME_DIR", d.path())
+        .arg("status")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no denoised answers"));
+}
