@@ -527,8 +527,17 @@ fn bad_config_file_exits_78_naming_the_key() {
         .code(78)
         .stderr(predicate::str::contains("attenuaton_limit_db"));
     std::fs::write(&cfg, "[audio]\nlatency_ms = -3\n").unwrap();
-    denoised().args(["run", "--config"]).arg(&cfg).assert().code(78).stderr(predicate::str::contains("latency-ms"));
-    denoised().args(["run", "--config"]).arg(d.path().join("missing.toml")).assert().code(78);
+    denoised()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .assert()
+        .code(78)
+        .stderr(predicate::str::contains("latency-ms"));
+    denoised()
+        .args(["run", "--config"])
+        .arg(d.path().join("missing.toml"))
+        .assert()
+        .code(78);
 }
 
 #[test]

@@ -76,9 +76,14 @@ fn mic_rms_during_noise(dir: &Path, tag: &str, secs: f32) -> f64 {
         .status();
     let _ = r.wait();
     let x = read_wav(&rec).channels.remove(0);
-    // the middle of the recording: away from start-up and the null sinks' latency
-    let m = &x[x.len() / 4..x.len() * 3 / 4];
-    (m.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / m.len().max(1) as f64).sqrt()
+    // the level while the noise is really there: the median of the louder half of 100 ms
+    // frames (the null sinks add a variable delay, so the recording starts and ends silent)
+    let mut frames: Vec<f64> = x
+        .chunks_exact(4800)
+        .map(|f| (f.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / 4800.0).sqrt())
+        .collect();
+    frames.sort_by(|a, b| b.total_cmp(a));
+    frames.get(frames.len() / 4).copied().unwrap_or(0.0)
 }
 
 #[test]
@@ -94,7 +99,17 @@ fn daemon_notifies_answers_obeys_reloads_and_stops_cleanly() {
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let cfg = d.path().join("config.toml");
-    std::fs::write(&cfg, "[audio]\nvirtual_mic = true\nlatency_ms = 200\nbuffer_frames = 2400\n[denoise]\nattenuation_limit_db = 30\n").unwrap();
+    // the zero-gain fixture model: the attenuation limit alone sets the output level, so the
+    // effect of `set` is exact and does not depend on what a trained model makes of noise
+    let zero = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/zero_gain.onnx");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[audio]\nvirtual_mic = true\nlatency_ms = 200\nbuffer_frames = 2400\n[denoise]\nattenuation_limit_db = 30\n[model]\npath = {:?}\n",
+            zero.display().to_string()
+        ),
+    )
+    .unwrap();
     let log = d.path().join("daemon.log");
     let t0 = Instant::now();
     /// Kills the daemon if the test fails half-way (a leftover would hold the socket).
@@ -167,11 +182,11 @@ fn daemon_notifies_answers_obeys_reloads_and_stops_cleanly() {
     assert!(raw_request(b"").starts_with("error:"));
     assert!(cli(&["status"]).0, "the daemon still answers");
 
-    // `set` changes the output measurably: noise through no limit vs a 40 dB limit
+    // `set` changes the output measurably: noise with no limit vs a 40 dB limit
     assert!(cli(&["set", "attenuation-limit-db", "0"]).0);
-    let open = mic_rms_during_noise(d.path(), "open", 3.0);
+    let open = mic_rms_during_noise(d.path(), "open", 4.0);
     assert!(cli(&["set", "attenuation-limit-db", "40"]).0);
-    let limited = mic_rms_during_noise(d.path(), "limited", 3.0);
+    let limited = mic_rms_during_noise(d.path(), "limited", 4.0);
     let change_db = 20.0 * (open / limited.max(1e-9)).log10();
     eprintln!(
         "white noise through the daemon: {open:.4} RMS at 0 dB limit, {limited:.4} at 40 dB: {change_db:.1} dB"
@@ -182,8 +197,16 @@ fn daemon_notifies_answers_obeys_reloads_and_stops_cleanly() {
         "the attenuation limit did not change the output ({change_db:.1} dB)"
     );
 
-    // SIGHUP reloads the changed file
-    std::fs::write(&cfg, "[audio]\nvirtual_mic = true\nlatency_ms = 200\nbuffer_frames = 2400\n[denoise]\nattenuation_limit_db = 12\nwet_dry = 0.5\n").unwrap();
+    // SIGHUP reloads the changed file, including a new model (crossfaded in)
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/half_gain.onnx");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[audio]\nvirtual_mic = true\nlatency_ms = 200\nbuffer_frames = 2400\n[denoise]\nattenuation_limit_db = 12\nwet_dry = 0.5\n[model]\npath = {:?}\n",
+            model.display().to_string()
+        ),
+    )
+    .unwrap();
     assert!(
         Command::new("kill")
             .args(["-HUP", &pid])
