@@ -349,7 +349,12 @@ impl Worker {
                 _ => break,
             }
             if self.control.is_empty() && !self.ready() {
-                std::thread::sleep(Duration::from_millis(1));
+                // sleep about as long as the missing input takes to arrive (device rate
+                // assumed near 48 kHz), between 0.5 and 5 ms: few wake-ups, little delay
+                let need = self.in_rs.as_ref().map_or(HOP_SIZE, |r| r.input_needed());
+                let missing = need.saturating_sub(self.input.occupied_len()) as u64;
+                let us = (missing * 1_000_000 / crate::dsp::SAMPLE_RATE_HZ as u64).clamp(500, 5000);
+                std::thread::sleep(Duration::from_micros(us));
             }
         }
         self.stats.running.store(false, Ordering::Relaxed);
