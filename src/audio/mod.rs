@@ -45,6 +45,30 @@ fn name_of(d: &Device) -> String {
         .unwrap_or_else(|_| "(unnamed)".into())
 }
 
+/// The device's default configuration in `dir`, if it works in that direction at all.
+fn default_config(
+    d: &Device,
+    dir: Direction,
+) -> std::result::Result<cpal::SupportedStreamConfig, String> {
+    match dir {
+        Direction::Input => d.default_input_config(),
+        Direction::Output => d.default_output_config(),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// Does the device offer 48 kHz in `dir` (so no resampling is needed)?
+fn offers_48k(d: &Device, dir: Direction) -> bool {
+    let in_range = |r: cpal::SupportedStreamConfigRange| {
+        r.min_sample_rate() <= SAMPLE_RATE_HZ && r.max_sample_rate() >= SAMPLE_RATE_HZ
+    };
+    match dir {
+        Direction::Input => d.supported_input_configs().map(|mut it| it.any(in_range)),
+        Direction::Output => d.supported_output_configs().map(|mut it| it.any(in_range)),
+    }
+    .unwrap_or(false)
+}
+
 /// Every input and output device of the default host.
 pub fn list_devices() -> Result<Vec<DeviceInfo>> {
     let host = cpal::default_host();
@@ -53,45 +77,18 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>> {
     let mut out = Vec::new();
     for d in host.devices().map_err(device_error)? {
         let name = name_of(&d);
-        if let Ok(c) = d.default_input_config() {
-            let supports_48k = d
-                .supported_input_configs()
-                .map(|mut it| {
-                    it.any(|r| {
-                        r.min_sample_rate() <= SAMPLE_RATE_HZ
-                            && r.max_sample_rate() >= SAMPLE_RATE_HZ
-                    })
-                })
-                .unwrap_or(false);
-            out.push(DeviceInfo {
-                is_default: def_in.as_deref() == Some(&name),
-                name: name.clone(),
-                direction: Direction::Input,
-                channels: c.channels(),
-                rate_hz: c.sample_rate(),
-                format: format!("{}", c.sample_format()),
-                supports_48k,
-            });
-        }
-        if let Ok(c) = d.default_output_config() {
-            let supports_48k = d
-                .supported_output_configs()
-                .map(|mut it| {
-                    it.any(|r| {
-                        r.min_sample_rate() <= SAMPLE_RATE_HZ
-                            && r.max_sample_rate() >= SAMPLE_RATE_HZ
-                    })
-                })
-                .unwrap_or(false);
-            out.push(DeviceInfo {
-                is_default: def_out.as_deref() == Some(&name),
-                name,
-                direction: Direction::Output,
-                channels: c.channels(),
-                rate_hz: c.sample_rate(),
-                format: format!("{}", c.sample_format()),
-                supports_48k,
-            });
+        for (dir, def) in [(Direction::Input, &def_in), (Direction::Output, &def_out)] {
+            if let Ok(c) = default_config(&d, dir) {
+                out.push(DeviceInfo {
+                    is_default: def.as_deref() == Some(&name),
+                    name: name.clone(),
+                    direction: dir,
+                    channels: c.channels(),
+                    rate_hz: c.sample_rate(),
+                    format: format!("{}", c.sample_format()),
+                    supports_48k: offers_48k(&d, dir),
+                });
+            }
         }
     }
     Ok(out)
@@ -120,13 +117,7 @@ pub fn find_device(direction: Direction, query: Option<&str>) -> Result<Device> 
     let candidates: Vec<Device> = host
         .devices()
         .map_err(device_error)?
-        .filter(|d| {
-            if direction == Direction::Input {
-                d.default_input_config().is_ok()
-            } else {
-                d.default_output_config().is_ok()
-            }
-        })
+        .filter(|d| default_config(d, direction).is_ok())
         .collect();
     if let Some(d) = candidates.iter().find(|d| name_of(d) == q) {
         return Ok(d.clone());
@@ -158,24 +149,9 @@ pub fn stream_config(
     direction: Direction,
     buffer_frames: Option<u32>,
 ) -> Result<(StreamConfig, SampleFormat)> {
-    let def = match direction {
-        Direction::Input => device.default_input_config(),
-        Direction::Output => device.default_output_config(),
-    }
-    .map_err(|e| device_error(format!("{}: {e}", name_of(device))))?;
-    let ok = match direction {
-        Direction::Input => device.supported_input_configs().map(|mut it| {
-            it.any(|r| {
-                r.min_sample_rate() <= SAMPLE_RATE_HZ && r.max_sample_rate() >= SAMPLE_RATE_HZ
-            })
-        }),
-        Direction::Output => device.supported_output_configs().map(|mut it| {
-            it.any(|r| {
-                r.min_sample_rate() <= SAMPLE_RATE_HZ && r.max_sample_rate() >= SAMPLE_RATE_HZ
-            })
-        }),
-    }
-    .unwrap_or(false);
+    let def = default_config(device, direction)
+        .map_err(|e| device_error(format!("{}: {e}", name_of(device))))?;
+    let ok = offers_48k(device, direction);
     // 48 kHz when the device offers it (no resampling); otherwise its default rate, and the
     // worker resamples
     let rate_hz = if ok {
