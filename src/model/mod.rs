@@ -85,6 +85,7 @@ fn build_session(
         .map_err(|e| e.to_string())?;
     b = b.with_inter_threads(1).map_err(|e| e.to_string())?;
     if cuda {
+        runtime::preload_cuda_libraries();
         b = b
             .with_execution_providers([ep::CUDA::default().build().error_on_failure()])
             .map_err(|e| e.to_string())?;

@@ -49,6 +49,56 @@ fn candidates() -> Vec<PathBuf> {
     c
 }
 
+/// Make the CUDA provider's dependencies findable: `scripts/setup --gpu` puts NVIDIA's
+/// CUDA 13 and cuDNN 9 libraries (from PyPI) under `<ort dir>/nvidia/*/lib`, which is not
+/// on the loader's search path. Loading them once with RTLD_GLOBAL, before the provider
+/// library is opened, lets it resolve them by soname (what onnxruntime's own Python
+/// package does). Libraries are loaded in passes until no more succeed, so their mutual
+/// dependencies need no hand-kept order. Returns how many were loaded.
+pub fn preload_cuda_libraries() -> usize {
+    static LOADED: OnceLock<usize> = OnceLock::new();
+    *LOADED.get_or_init(|| {
+        let Ok((lib, _)) = environment() else {
+            return 0;
+        };
+        let Some(nvidia) = lib.parent().map(|d| d.join("nvidia")) else {
+            return 0;
+        };
+        let mut pending: Vec<PathBuf> = Vec::new();
+        for pkg in std::fs::read_dir(&nvidia).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(pkg.path().join("lib"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = f.file_name().to_string_lossy().into_owned();
+                if name.contains(".so") {
+                    pending.push(f.path());
+                }
+            }
+        }
+        pending.sort();
+        let mut loaded = 0;
+        loop {
+            let before = pending.len();
+            pending.retain(|p| {
+                let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+                    return false;
+                };
+                // SAFETY: dlopen with a valid NUL-terminated path; the handle is kept
+                // (never dlclosed) so the library stays for the life of the process.
+                let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+                h.is_null()
+            });
+            loaded += before - pending.len();
+            if pending.len() == before {
+                break;
+            }
+        }
+        loaded
+    })
+}
+
 /// Load ONNX Runtime and build the process-wide environment (once). Returns the library path.
 pub fn ensure_runtime() -> Result<PathBuf> {
     environment().map(|(p, _)| p.clone())
