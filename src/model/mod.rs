@@ -107,12 +107,21 @@ impl Model {
         let (session, provider_used) = match opts.provider {
             Provider::Cpu => (load_cpu()?, "CPU"),
             Provider::Cuda => {
-                let s = build_session(env, path, opts, true)
-                    .map_err(|msg| Error::CudaUnavailable { msg })?;
+                let s =
+                    build_session(env, path, opts, true).map_err(|msg| Error::CudaUnavailable {
+                        msg: if msg.contains("libcuda.so") {
+                            format!(
+                                "no NVIDIA driver on this machine (libcuda.so.1 is missing): {msg}"
+                            )
+                        } else {
+                            msg
+                        },
+                    })?;
                 (s, "CUDA")
             }
             Provider::Auto => match build_session(env, path, opts, true) {
                 Ok(s) => (s, "CUDA"),
+                // no CUDA provider, libraries or driver here: the CPU is the answer
                 Err(_) => (load_cpu()?, "CPU"),
             },
         };
