@@ -186,6 +186,9 @@ fn daemon_notifies_answers_obeys_reloads_and_stops_cleanly() {
     assert!(cli(&["set", "attenuation-limit-db", "0"]).0);
     let open = mic_rms_during_noise(d.path(), "open", 4.0);
     assert!(cli(&["set", "attenuation-limit-db", "40"]).0);
+    // let the unlimited noise still in flight (output ring, null-sink latency up to 1.3 s)
+    // drain before measuring the limited level
+    std::thread::sleep(Duration::from_millis(2500));
     let limited = mic_rms_during_noise(d.path(), "limited", 4.0);
     let change_db = 20.0 * (open / limited.max(1e-9)).log10();
     eprintln!(
@@ -214,11 +217,26 @@ fn daemon_notifies_answers_obeys_reloads_and_stops_cleanly() {
             .unwrap()
             .success()
     );
-    std::thread::sleep(Duration::from_millis(500));
-    let (_, out) = cli(&["status", "--json"]);
+    let t_hup = Instant::now();
+    let out = loop {
+        let (_, out) = cli(&["status", "--json"]);
+        if out.contains("\"attenuation_limit_db\":12") || t_hup.elapsed() > Duration::from_secs(5) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let daemon_log = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         out.contains("\"attenuation_limit_db\":12") && out.contains("\"wet_dry\":0.5"),
-        "{out}"
+        "{out}\n{daemon_log}"
+    );
+    assert!(
+        out.contains("\"model\":\"half_gain\""),
+        "the new model was not swapped in: {out}"
+    );
+    assert!(
+        out.contains("\"state\":\"running\""),
+        "audio keeps running across the swap: {out}"
     );
 
     // SIGTERM: STOPPING, exit 0 within 2 s, virtual microphone gone

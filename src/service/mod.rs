@@ -45,7 +45,10 @@ impl Notifier {
                 }
                 None => std::os::unix::net::SocketAddr::from_pathname(&path).ok()?,
             };
-            Some((UnixDatagram::unbound().ok()?, addr))
+            let s = UnixDatagram::unbound().ok()?;
+            // never block the supervisor on a slow reader (a full datagram queue would)
+            s.set_nonblocking(true).ok()?;
+            Some((s, addr))
         });
         let for_us = std::env::var("WATCHDOG_PID")
             .map_or(true, |p| p.parse::<u32>().ok() == Some(std::process::id()));
