@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Real-time speech denoiser: cleans WAV files and (soon) live microphones with a small
+/// Real-time speech denoiser: cleans WAV files and live microphones with a small
 /// causal VAE run by ONNX Runtime.
 #[derive(Debug, Parser)]
 #[command(name = "denoised", version, propagate_version = true)]
