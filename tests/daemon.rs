@@ -51,30 +51,10 @@ fn mic_rms_during_noise(dir: &Path, tag: &str, secs: f32) -> f64 {
         &[noise((48000.0 * secs) as usize, 0.1, 5)],
     );
     let rec = dir.join(format!("rec_{tag}.wav"));
-    let mut r = Command::new("parecord")
-        .args([
-            "--device=denoised_mic",
-            "--rate=48000",
-            "--channels=1",
-            "--format=float32le",
-            "--file-format=wav",
-        ])
-        .arg(&rec)
-        .spawn()
-        .unwrap();
+    let r = Recorder::start("denoised_mic", &rec);
     std::thread::sleep(Duration::from_millis(200));
-    assert!(
-        Command::new("paplay")
-            .arg("--device=test_in")
-            .arg(&play)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let _ = Command::new("kill")
-        .args(["-INT", &r.id().to_string()])
-        .status();
-    let _ = r.wait();
+    play_into("test_in", &play);
+    r.stop();
     let x = read_wav(&rec).channels.remove(0);
     // the level while the noise is really there: the median of the louder half of 100 ms
     // frames (the null sinks add a variable delay, so the recording starts and ends silent)

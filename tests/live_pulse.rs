@@ -131,29 +131,11 @@ fn live_run_through_pulseaudio_is_complete_and_denoised() {
     let secs = padded.len() as f64 / 48000.0 + 4.0;
     let run = spawn_run(&[], secs);
     std::thread::sleep(Duration::from_millis(1500));
-    let mut rec = Command::new("parecord")
-        .args([
-            "--device=test_out.monitor",
-            "--rate=48000",
-            "--channels=1",
-            "--format=float32le",
-            "--file-format=wav",
-        ])
-        .arg(&rec_path)
-        .spawn()
-        .expect("parecord");
+    let rec = Recorder::start("test_out.monitor", &rec_path);
     std::thread::sleep(Duration::from_millis(300));
-    let st = Command::new("paplay")
-        .arg("--device=test_in")
-        .arg(&play_path)
-        .status()
-        .expect("paplay");
-    assert!(st.success());
+    play_into("test_in", &play_path);
     std::thread::sleep(Duration::from_millis(2000));
-    let _ = Command::new("kill")
-        .args(["-INT", &rec.id().to_string()])
-        .status();
-    let _ = rec.wait();
+    rec.stop();
     let out = run.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     eprintln!("{log}");

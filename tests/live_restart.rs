@@ -93,31 +93,11 @@ fn run_survives_a_pulseaudio_restart_and_recreates_the_virtual_mic() {
     let play = d.path().join("play.wav");
     write_wav(&play, 48000, 32, true, &[noisy]);
     let rec_path = d.path().join("rec.wav");
-    let mut rec = Command::new("parecord")
-        .args([
-            "--device=denoised_mic",
-            "--rate=48000",
-            "--channels=1",
-            "--format=float32le",
-            "--file-format=wav",
-        ])
-        .arg(&rec_path)
-        .spawn()
-        .unwrap();
+    let rec = Recorder::start("denoised_mic", &rec_path);
     std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        Command::new("paplay")
-            .arg("--device=test_in")
-            .arg(&play)
-            .status()
-            .unwrap()
-            .success()
-    );
+    play_into("test_in", &play);
     std::thread::sleep(Duration::from_millis(1500));
-    let _ = Command::new("kill")
-        .args(["-INT", &rec.id().to_string()])
-        .status();
-    let _ = rec.wait();
+    rec.stop();
     let _ = Command::new("kill")
         .args(["-TERM", &run.id().to_string()])
         .status();

@@ -151,3 +151,41 @@ pub fn files_in(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Records a PulseAudio source (48 kHz mono 32-bit float WAV) until `stop`.
+pub struct Recorder(std::process::Child);
+
+impl Recorder {
+    pub fn start(source: &str, path: &Path) -> Self {
+        let child = std::process::Command::new("parecord")
+            .arg(format!("--device={source}"))
+            .args([
+                "--rate=48000",
+                "--channels=1",
+                "--format=float32le",
+                "--file-format=wav",
+            ])
+            .arg(path)
+            .spawn()
+            .expect("parecord (pulseaudio-utils)");
+        Recorder(child)
+    }
+
+    /// Stop like Ctrl-C, so parecord finishes the WAV header.
+    pub fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// Play a WAV file into a PulseAudio sink, to the end.
+pub fn play_into(sink: &str, path: &Path) {
+    let ok = std::process::Command::new("paplay")
+        .arg(format!("--device={sink}"))
+        .arg(path)
+        .status()
+        .expect("paplay");
+    assert!(ok.success(), "paplay into {sink} failed");
+}
