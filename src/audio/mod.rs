@@ -75,8 +75,16 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>> {
     let def_in = host.default_input_device().map(|d| name_of(&d));
     let def_out = host.default_output_device().map(|d| name_of(&d));
     let mut out = Vec::new();
-    for d in host.devices().map_err(device_error)? {
+    // the defaults first: on ALSA they are virtual devices ("default") that the
+    // enumeration may not list by the same name
+    let defaults = [host.default_input_device(), host.default_output_device()];
+    let listed: Vec<Device> = host.devices().map_err(device_error)?.collect();
+    let mut seen = std::collections::HashSet::new();
+    for d in defaults.into_iter().flatten().chain(listed) {
         let name = name_of(&d);
+        if !seen.insert(name.clone()) {
+            continue;
+        }
         for (dir, def) in [(Direction::Input, &def_in), (Direction::Output, &def_out)] {
             if let Ok(c) = default_config(&d, dir) {
                 out.push(DeviceInfo {
@@ -114,10 +122,16 @@ pub fn find_device(direction: Direction, query: Option<&str>) -> Result<Device> 
             ))
         });
     };
-    let candidates: Vec<Device> = host
-        .devices()
-        .map_err(device_error)?
-        .filter(|d| default_config(d, direction).is_ok())
+    let default = if direction == Direction::Input {
+        host.default_input_device()
+    } else {
+        host.default_output_device()
+    };
+    let mut seen = std::collections::HashSet::new();
+    let candidates: Vec<Device> = default
+        .into_iter()
+        .chain(host.devices().map_err(device_error)?)
+        .filter(|d| default_config(d, direction).is_ok() && seen.insert(name_of(d)))
         .collect();
     if let Some(d) = candidates.iter().find(|d| name_of(d) == q) {
         return Ok(d.clone());
