@@ -69,8 +69,16 @@ fn offers_48k(d: &Device, dir: Direction) -> bool {
     .unwrap_or(false)
 }
 
+/// Keeps alsa-lib's probing messages ("Cannot get card index", /dev/dsp, ...) off stderr
+/// while we enumerate, as cpal's `enumerate` example does. The handler is per thread and
+/// stays installed; its buffer is dropped with the guard.
+fn quiet_alsa() -> Option<std::rc::Rc<std::cell::RefCell<alsa::Output>>> {
+    alsa::Output::local_error_handler().ok()
+}
+
 /// Every input and output device of the default host.
 pub fn list_devices() -> Result<Vec<DeviceInfo>> {
+    let _quiet = quiet_alsa();
     let host = cpal::default_host();
     let def_in = host.default_input_device().map(|d| name_of(&d));
     let def_out = host.default_output_device().map(|d| name_of(&d));
@@ -104,6 +112,7 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>> {
 
 /// The device named `query` (exact name, else a unique substring), or the default.
 pub fn find_device(direction: Direction, query: Option<&str>) -> Result<Device> {
+    let _quiet = quiet_alsa();
     let host = cpal::default_host();
     let what = if direction == Direction::Input {
         "input"
