@@ -60,6 +60,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Run(args) => {
             let opts = config::run_options(&args, cli.verbose)?;
+            if opts.virtual_mic {
+                // before any thread exists (signal handlers, ONNX Runtime, streams)
+                crate::audio::virtual_mic::route_playback_to_sink()?;
+            }
             run_live(opts, &args)
         }
         Command::Status { json } => client(if json { "status json" } else { "status" }),
@@ -131,9 +135,8 @@ fn client(req: &str) -> Result<i32> {
     }
 }
 
-/// `denoised run` with settings already validated (main builds them first, to set up the
-/// environment before any thread starts).
-pub fn run_live(opts: config::RunOptions, args: &crate::cli::RunArgs) -> Result<i32> {
+/// `denoised run` with validated settings.
+fn run_live(opts: config::RunOptions, args: &crate::cli::RunArgs) -> Result<i32> {
     let stop = Arc::new(AtomicBool::new(false));
     let reload = Arc::new(AtomicBool::new(false));
     let sig_err = |e: std::io::Error| Error::Device {

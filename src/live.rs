@@ -564,7 +564,7 @@ fn apply_reload(
 /// One line of counters for logs and status.
 pub fn status_line(s: &RtStats, w: &WorkerStats) -> String {
     format!(
-        "hops {} | hop time p50 {} us p99 {} us max {} us | speech {:.2} | output ring {} samples | underruns {} ({} samples padded) | overruns {} ({} dropped) | stream errors {}",
+        "hops {} | hop time p50 {} us p99 {} us max {} us | speech {:.2} | output ring {} samples | underruns {} ({} samples padded) | overruns {} ({} dropped) | stream errors {} | model errors {} | output ring overflow {} samples",
         w.hops.load(Ordering::Relaxed),
         w.hop_time_percentile_us(0.5),
         w.hop_time_percentile_us(0.99),
@@ -576,5 +576,7 @@ pub fn status_line(s: &RtStats, w: &WorkerStats) -> String {
         RtStats::get(&s.input_overruns),
         RtStats::get(&s.input_dropped_samples),
         RtStats::get(&s.stream_errors),
+        w.model_errors.load(Ordering::Relaxed),
+        w.output_dropped_samples.load(Ordering::Relaxed),
     )
 }

@@ -57,7 +57,6 @@ pub struct WorkerStats {
     pub hop_time_hist: [AtomicU64; HOP_HIST_BUCKETS],
     pub hops: AtomicU64,
     /// microseconds, whole hop (analysis + model + synthesis)
-    pub hop_time_last_us: AtomicU64,
     pub hop_time_max_us: AtomicU64,
     /// speech probability of the last hop, in thousandths
     pub speech_prob_milli: AtomicU32,
@@ -74,7 +73,6 @@ impl Default for WorkerStats {
         Self {
             hop_time_hist: std::array::from_fn(|_| AtomicU64::new(0)),
             hops: AtomicU64::new(0),
-            hop_time_last_us: AtomicU64::new(0),
             hop_time_max_us: AtomicU64::new(0),
             speech_prob_milli: AtomicU32::new(0),
             model_errors: AtomicU64::new(0),
@@ -329,7 +327,6 @@ impl Worker {
                     .fetch_add((wanted - pushed) as u64, Ordering::Relaxed);
             }
             let us = t.elapsed().as_micros() as u64;
-            self.stats.hop_time_last_us.store(us, Ordering::Relaxed);
             self.stats.hop_time_max_us.fetch_max(us, Ordering::Relaxed);
             let bucket = ((us / HOP_HIST_BUCKET_US) as usize).min(HOP_HIST_BUCKETS - 1);
             self.stats.hop_time_hist[bucket].fetch_add(1, Ordering::Relaxed);

@@ -34,6 +34,26 @@ fn pactl(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Send this process's playback streams to the virtual microphone's sink: libpulse
+/// (under ALSA's pulse plugin, which cpal uses) honours $PULSE_SINK when a stream opens.
+///
+/// Changing the environment is only sound while no other thread can read it, so this
+/// checks that the process still has a single thread and refuses otherwise.
+pub fn route_playback_to_sink() -> Result<()> {
+    let threads = std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0);
+    if threads != 1 {
+        return Err(server_error(format!(
+            "cannot route playback to the virtual microphone: the process already runs {threads} threads"
+        )));
+    }
+    // SAFETY: the process has exactly one thread (checked above), so nothing can read or
+    // write the environment concurrently.
+    unsafe { std::env::set_var("PULSE_SINK", SINK_NAME) };
+    Ok(())
+}
+
 /// Is a pulse-compatible server reachable?
 pub fn server_available() -> Result<()> {
     pactl(&["info"]).map(|_| ()).map_err(|e| {

@@ -14,7 +14,6 @@ use crate::model::{FrameOutputs, Model};
 pub struct ChannelStats {
     pub hops: usize,
     pub nonfinite_gains: u64,
-    pub mean_speech_prob: f32,
 }
 
 /// Denoise `x` (48 kHz, [-1, 1]) into a buffer of the same length.
@@ -44,7 +43,6 @@ pub fn denoise_channel(
         hops: n_hops,
         ..Default::default()
     };
-    let mut prob_sum = 0.0f64;
 
     let mut hop = 0;
     while hop < n_hops {
@@ -74,12 +72,10 @@ pub fn denoise_channel(
             stats.nonfinite_gains +=
                 apply_gains(spec, &gains[f * N_BINS..(f + 1) * N_BINS], params) as u64;
             stft.synthesize(spec, &mut out[h * HOP_SIZE..(h + 1) * HOP_SIZE]);
-            prob_sum += prob[f] as f64;
         }
         hop += t;
         on_hops(t);
     }
-    stats.mean_speech_prob = (prob_sum / n_hops.max(1) as f64) as f32;
     out.drain(..latency);
     out.truncate(x.len());
     Ok((out, stats))

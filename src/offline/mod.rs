@@ -180,8 +180,18 @@ pub fn clean_file(
         let x48 = resample::resample(ch, rate, SAMPLE_RATE_HZ).map_err(in_err)?;
         let hops_to_frames = HOP_SIZE as f64 * rate as f64 / SAMPLE_RATE_HZ as f64 / n_ch as f64;
         let mut report = |hops: usize| on_frames((hops as f64 * hops_to_frames) as u64);
-        let (y48, _stats) =
+        let (y48, stats) =
             denoise_channel(model, &x48, &opts.gain, opts.frames_per_call, &mut report)?;
+        if stats.nonfinite_gains > 0 {
+            crate::service::log(
+                crate::service::Priority::Warning,
+                &format!(
+                    "{}: the model produced {} non-finite gains (those bins were left unchanged)",
+                    job.input.display(),
+                    stats.nonfinite_gains
+                ),
+            );
+        }
         let mut y = resample::resample(&y48, SAMPLE_RATE_HZ, rate).map_err(in_err)?;
         y.resize(frames, 0.0);
         cleaned.push(y);
