@@ -178,6 +178,8 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / hz
 }
 
+/// One reading of the status, the same fields for the text and the JSON reply.
+#[derive(serde::Serialize)]
 struct Snapshot {
     state: String,
     input: String,
@@ -186,6 +188,7 @@ struct Snapshot {
     model: String,
     latency_ms: f64,
     attenuation_limit_db: f32,
+    #[serde(rename = "wet_dry")]
     wet: f32,
     bypass: bool,
     uptime_s: f64,
@@ -193,6 +196,7 @@ struct Snapshot {
     underruns: u64,
     overruns: u64,
     stream_errors: u64,
+    #[serde(rename = "hop_time_p99_us")]
     hop_p99_us: u64,
     hops: u64,
     speech_prob: f32,
@@ -248,44 +252,11 @@ fn status_text(s: &Shared) -> String {
     )
 }
 
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
 fn status_json(s: &Shared) -> String {
-    let n = snapshot(s);
-    format!(
-        "ok {{\"state\":{},\"input\":{},\"output\":{},\"model\":{},\"provider\":{},\"latency_ms\":{:.1},\
-         \"attenuation_limit_db\":{},\"wet_dry\":{},\"bypass\":{},\"uptime_s\":{:.1},\"cpu_percent\":{:.1},\
-         \"hops\":{},\"hop_time_p99_us\":{},\"speech_prob\":{:.3},\"underruns\":{},\"overruns\":{},\"stream_errors\":{}}}",
-        json_str(&n.state),
-        json_str(&n.input),
-        json_str(&n.output),
-        json_str(&n.model),
-        json_str(&n.provider),
-        n.latency_ms,
-        n.attenuation_limit_db,
-        n.wet,
-        n.bypass,
-        n.uptime_s,
-        n.cpu_percent,
-        n.hops,
-        n.hop_p99_us,
-        n.speech_prob,
-        n.underruns,
-        n.overruns,
-        n.stream_errors
-    )
+    // Snapshot holds only strings and numbers: serialising it cannot fail
+    let json =
+        serde_json::to_string(&snapshot(s)).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    format!("ok {json}")
 }
 
 /// Client side: send one request, return the reply (without the trailing newline).

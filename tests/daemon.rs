@@ -30,6 +30,11 @@ fn cli(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// The reply of `denoised status --json`, parsed (Null when it is not JSON).
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out.trim()).unwrap_or(serde_json::Value::Null)
+}
+
 fn raw_request(bytes: &[u8]) -> String {
     let sock = Path::new(&std::env::var("XDG_RUNTIME_DIR").unwrap()).join("denoised/control.sock");
     let mut c = UnixStream::connect(sock).unwrap();
@@ -138,10 +143,23 @@ fn daemon_notifies_answers_obeys_reloads_and_stops_cleanly() {
         "{out}"
     );
     let (ok, out) = cli(&["status", "--json"]);
+    let j = json(&out);
     assert!(
-        ok && out.contains("\"state\":\"running\"") && out.contains("\"attenuation_limit_db\":30"),
+        ok && j["state"] == "running" && j["attenuation_limit_db"] == 30.0,
         "{out}"
     );
+    for key in [
+        "underruns",
+        "overruns",
+        "stream_errors",
+        "hops",
+        "hop_time_p99_us",
+    ] {
+        assert!(
+            j[key].is_u64(),
+            "status json lacks the counter {key}: {out}"
+        );
+    }
 
     // a second instance refuses, and says why
     let (ok, out) = cli(&[
@@ -200,22 +218,23 @@ fn daemon_notifies_answers_obeys_reloads_and_stops_cleanly() {
     let t_hup = Instant::now();
     let out = loop {
         let (_, out) = cli(&["status", "--json"]);
-        if out.contains("\"attenuation_limit_db\":12") || t_hup.elapsed() > Duration::from_secs(5) {
+        if json(&out)["attenuation_limit_db"] == 12.0 || t_hup.elapsed() > Duration::from_secs(5) {
             break out;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
     let daemon_log = std::fs::read_to_string(&log).unwrap_or_default();
+    let j = json(&out);
     assert!(
-        out.contains("\"attenuation_limit_db\":12") && out.contains("\"wet_dry\":0.5"),
+        j["attenuation_limit_db"] == 12.0 && j["wet_dry"] == 0.5,
         "{out}\n{daemon_log}"
     );
     assert!(
-        out.contains("\"model\":\"half_gain\""),
+        j["model"] == "half_gain",
         "the new model was not swapped in: {out}"
     );
     assert!(
-        out.contains("\"state\":\"running\""),
+        j["state"] == "running",
         "audio keeps running across the swap: {out}"
     );
 
