@@ -85,42 +85,76 @@ def _rms(x):
 
 
 def synth_noise(n, L, gen, dev, corpus, family=None):
-    """Eight synthetic noise families, one (random, or `family`) per row."""
+    """Eight synthetic noise families, one (random, or `family`) per row. Each family is
+    computed only for the rows that use it (this runs twice per training batch)."""
     kind = torch.randint(8, (n,), generator=gen, device=dev)
     if family is not None:
         kind = torch.full_like(kind, family)
-    t = torch.arange(L, device=dev)[None, :] / SR
-    white = torch.randn(n, L, generator=gen, device=dev)
     out = torch.zeros(n, L, device=dev)
+    for fam in range(8):
+        rows = (kind == fam).nonzero()[:, 0]
+        if len(rows):
+            out[rows] = _FAMILIES[fam](len(rows), L, gen, dev, corpus)
+    return out / _rms(out)
+
+
+def _power_law(expo):
+    # 0 white, 0.5 pink, 1 brown
+    def make(m, L, gen, dev, corpus):
+        white = torch.randn(m, L, generator=gen, device=dev)
+        return _fft_filter(white, lambda f: (f.clamp(min=20) / 1000) ** -expo)
+    return make
+
+
+def _hum(m, L, gen, dev, corpus):
+    # mains hum with harmonics (50 or 60 Hz) on a little hiss
     r = lambda *s: torch.rand(*s, generator=gen, device=dev)  # noqa: E731
-    # 0 white, 1 pink, 2 brown: power-law spectra
-    for fam, expo in ((0, 0.0), (1, 0.5), (2, 1.0)):
-        out = torch.where((kind == fam)[:, None], _fft_filter(white, lambda f: (f.clamp(min=20) / 1000) ** -expo), out)
-    # 3 mains hum with harmonics (50 or 60 Hz) on a little hiss
-    f0 = torch.where(r(n, 1) < 0.5, 50.0, 60.0)
-    hum = sum(torch.sin(2 * math.pi * f0 * h * t + r(n, 1) * 6.28) / h ** r(n, 1).add(0.5) for h in range(1, 12))
-    out = torch.where((kind == 3)[:, None], hum + 0.05 * white, out)
-    # 4 fan / HVAC: low-passed noise, blade tone, slow modulation
-    fan = _fft_filter(white, lambda f: 1 / (1 + (f / 400) ** 2)) * (1 + 0.3 * torch.sin(2 * math.pi * r(n, 1) * 0.5 * t))
-    fan = fan / _rms(fan) + 0.5 * torch.sin(2 * math.pi * (80 + 200 * r(n, 1)) * t)
-    out = torch.where((kind == 4)[:, None], fan, out)
-    # 5 clicks and impulsive transients (keyboard, taps)
-    clicks = (r(n, L) < (2 + 20 * r(n, 1)) / SR).float() * torch.randn(n, L, generator=gen, device=dev)
-    clicks = _conv(clicks, torch.exp(-torch.arange(480, device=dev) / (20 + 200 * r(n, 1))) * torch.randn(n, 480, generator=gen, device=dev))
-    out = torch.where((kind == 5)[:, None], clicks + 0.01 * white, out)
-    # 6 music-like tonal material: random notes with harmonics, changing every 0.2-0.6 s
-    note_len = (0.2 + 0.4 * r(n, 1)) * SR
+    t = torch.arange(L, device=dev)[None, :] / SR
+    f0 = torch.where(r(m, 1) < 0.5, 50.0, 60.0)
+    hum = sum(torch.sin(2 * math.pi * f0 * h * t + r(m, 1) * 6.28) / h ** r(m, 1).add(0.5) for h in range(1, 12))
+    return hum + 0.05 * torch.randn(m, L, generator=gen, device=dev)
+
+
+def _fan(m, L, gen, dev, corpus):
+    # fan / HVAC: low-passed noise, blade tone, slow modulation
+    r = lambda *s: torch.rand(*s, generator=gen, device=dev)  # noqa: E731
+    t = torch.arange(L, device=dev)[None, :] / SR
+    white = torch.randn(m, L, generator=gen, device=dev)
+    fan = _fft_filter(white, lambda f: 1 / (1 + (f / 400) ** 2)) * (1 + 0.3 * torch.sin(2 * math.pi * r(m, 1) * 0.5 * t))
+    return fan / _rms(fan) + 0.5 * torch.sin(2 * math.pi * (80 + 200 * r(m, 1)) * t)
+
+
+def _clicks(m, L, gen, dev, corpus):
+    # clicks and impulsive transients (keyboard, taps)
+    r = lambda *s: torch.rand(*s, generator=gen, device=dev)  # noqa: E731
+    clicks = (r(m, L) < (2 + 20 * r(m, 1)) / SR).float() * torch.randn(m, L, generator=gen, device=dev)
+    decay = torch.exp(-torch.arange(480, device=dev) / (20 + 200 * r(m, 1)))
+    clicks = _conv(clicks, decay * torch.randn(m, 480, generator=gen, device=dev))
+    return clicks + 0.01 * torch.randn(m, L, generator=gen, device=dev)
+
+
+def _music(m, L, gen, dev, corpus):
+    # music-like tonal material: random notes with harmonics, changing every 0.2-0.6 s
+    r = lambda *s: torch.rand(*s, generator=gen, device=dev)  # noqa: E731
+    note_len = (0.2 + 0.4 * r(m, 1)) * SR
     idx = (torch.arange(L, device=dev)[None, :] / note_len).long()
-    freqs = 110 * 2 ** (torch.randint(0, 36, (n, 64), generator=gen, device=dev) / 12)
+    freqs = 110 * 2 ** (torch.randint(0, 36, (m, 64), generator=gen, device=dev) / 12)
     f = torch.gather(freqs, 1, idx.clamp(max=63))
     phase = torch.cumsum(2 * math.pi * f / SR, dim=1)
-    tonal = sum(torch.sin(h * phase) / h for h in range(1, 6))
-    out = torch.where((kind == 6)[:, None], tonal, out)
-    # 7 babble: 4-8 other talkers summed, or modulated rumble
-    babble = sum(_segments(corpus.speech, corpus.s_start, corpus.s_len, n, L, gen, loop=True)[0] for _ in range(5))
-    rumble = _fft_filter(white, lambda f: 1 / (1 + (f / 120) ** 4)) * (1 + 0.8 * torch.sin(2 * math.pi * 2 * r(n, 1) * t))
-    out = torch.where((kind == 7)[:, None], torch.where(r(n, 1) < 0.7, babble, rumble), out)
-    return out / _rms(out)
+    return sum(torch.sin(h * phase) / h for h in range(1, 6))
+
+
+def _babble_or_rumble(m, L, gen, dev, corpus):
+    # babble: 5 other talkers summed (70%), or modulated rumble
+    r = lambda *s: torch.rand(*s, generator=gen, device=dev)  # noqa: E731
+    t = torch.arange(L, device=dev)[None, :] / SR
+    babble = sum(_segments(corpus.speech, corpus.s_start, corpus.s_len, m, L, gen, loop=True)[0] for _ in range(5))
+    white = torch.randn(m, L, generator=gen, device=dev)
+    rumble = _fft_filter(white, lambda f: 1 / (1 + (f / 120) ** 4)) * (1 + 0.8 * torch.sin(2 * math.pi * 2 * r(m, 1) * t))
+    return torch.where(r(m, 1) < 0.7, babble, rumble)
+
+
+_FAMILIES = [_power_law(0.0), _power_law(0.5), _power_law(1.0), _hum, _fan, _clicks, _music, _babble_or_rumble]
 
 
 def make_batch(corpus, n, L, gen):
@@ -151,6 +185,14 @@ def make_batch(corpus, n, L, gen):
     noise = noise / _rms(noise)
     snr_db = -5 + 30 * r(n, 1)
     noise = noise * 10 ** (-snr_db / 20)
+    # noise that changes while the example runs (a fan switched on, a louder room): 15%
+    # start silent and switch on, 15% step by -10..+10 dB at a random time. The model must
+    # follow, not latch on to the first second it heard.
+    tt = torch.arange(L, device=dev)[None, :]
+    at = (r(n, 1) * L).long()
+    change = r(n, 1)
+    step_gain = torch.where(change < 0.15, 0.0, 10 ** ((r(n, 1) - 0.5) * 20 / 20))
+    noise = torch.where((change < 0.3) & (tt < at), noise * step_gain, noise)
     kind = r(n, 1)
     noise = torch.where(kind < 0.08, noise * 0, noise)  # speech only
     speech_on = (kind < 0.08) | (kind >= 0.16)  # 8% noise only
@@ -170,4 +212,7 @@ def make_batch(corpus, n, L, gen):
     # level -45..-10 dBFS, no clipping
     level = 10 ** ((-45 + 35 * r(n, 1)) / 20) / _rms(mix).clamp(min=1e-6)
     level = torch.minimum(level, 0.99 / mix.abs().amax(dim=-1, keepdim=True).clamp(min=1e-6))
-    return mix * level, target * level, snr_db[:, 0]
+    # 10%: the stream opens with digital silence (files, muted microphones)
+    lead = torch.where(r(n, 1) < 0.1, (r(n, 1) * L * 0.5).long(), torch.zeros(n, 1, dtype=torch.long, device=dev))
+    on = (tt >= lead).float()
+    return mix * level * on, target * level * on, snr_db[:, 0]
