@@ -167,46 +167,37 @@ fn format_rate_channel_matrix_round_trips() {
     }
 }
 
-#[test]
-fn half_gain_model_halves_the_signal() {
+/// Cleans one second of test signal with a fixture model; returns the largest
+/// |scale * input - output|.
+fn max_error_vs_scaled_input(model: &str, extra: &[&str], scale: f32) -> f32 {
     let d = tempfile::tempdir().unwrap();
     let inp = d.path().join("in.wav");
     let out = d.path().join("out.wav");
     write_wav(&inp, 48000, 32, true, &[signal(48000, 48000, 0)]);
-    clean_with("half_gain")
+    clean_with(model)
         .arg(&inp)
         .arg("-o")
         .arg(&out)
+        .args(extra)
         .assert()
         .success();
     let (a, b) = (read_wav(&inp), read_wav(&out));
-    let err = a.channels[0]
+    a.channels[0]
         .iter()
         .zip(&b.channels[0])
-        .map(|(x, y)| (0.5 * x - y).abs())
-        .fold(0.0, f32::max);
+        .map(|(x, y)| (scale * x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn half_gain_model_halves_the_signal() {
+    let err = max_error_vs_scaled_input("half_gain", &[], 0.5);
     assert!(err < 1e-5, "{err}");
 }
 
 #[test]
 fn attenuation_limit_floors_a_zero_gain_model() {
-    let d = tempfile::tempdir().unwrap();
-    let inp = d.path().join("in.wav");
-    let out = d.path().join("out.wav");
-    write_wav(&inp, 48000, 32, true, &[signal(48000, 48000, 0)]);
-    clean_with("zero_gain")
-        .arg(&inp)
-        .arg("-o")
-        .arg(&out)
-        .args(["--attenuation-limit-db", "20"])
-        .assert()
-        .success();
-    let (a, b) = (read_wav(&inp), read_wav(&out));
-    let err = a.channels[0]
-        .iter()
-        .zip(&b.channels[0])
-        .map(|(x, y)| (0.1 * x - y).abs())
-        .fold(0.0, f32::max);
+    let err = max_error_vs_scaled_input("zero_gain", &["--attenuation-limit-db", "20"], 0.1);
     assert!(err < 1e-5, "20 dB limit means a gain of 0.1: {err}");
 }
 
