@@ -8,7 +8,9 @@ SNR and by noise type.
 
 Systems: the noisy input; RNNoise (pyrnnoise, 48 kHz); our model run through the Rust
 binary `denoised clean` (target/release/denoised, shipped model); and our model with the
-VAE's uncertainty used to soften suppression (Python/ONNX Runtime, an experiment).
+VAE's uncertainty used to soften suppression (Python/ONNX Runtime, an experiment); and
+`denoised_after_5s`: the same binary with 5 s of the item's noise in front (measured on
+the item only), the situation of a live stream that was running before the talker began.
 """
 import argparse
 import json
@@ -140,6 +142,28 @@ def run_denoised(src, dst, extra=()):
     return time.time() - t
 
 
+CONTEXT_S = 5.0
+
+
+def run_after_context(src, clean_dir, dst, model):
+    """`denoised clean` on each item with 5 s of its own noise in front (a live stream that
+    has been running before the talker starts), the output cropped back to the item. A
+    causal recurrent model must not drift with the length of its history."""
+    ctx_in, ctx_out = dst.parent / (dst.name + "_in"), dst.parent / (dst.name + "_raw")
+    ctx_in.mkdir(parents=True, exist_ok=True)
+    pre = int(CONTEXT_S * SR)
+    for f in sorted(src.glob("*.wav")):
+        x, sr = sf.read(f, dtype="float32")
+        c, _ = sf.read(clean_dir / f.name, dtype="float32")
+        noise = x - c
+        sf.write(ctx_in / f.name, np.concatenate([np.resize(noise, pre), x]), sr, subtype="FLOAT")
+    run_denoised(ctx_in, ctx_out, ["--model", model])
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in sorted(ctx_out.glob("*.wav")):
+        y, sr = sf.read(f, dtype="float32")
+        sf.write(dst / f.name, y[pre:], sr, subtype="FLOAT")
+
+
 def run_uncertainty_softening(src, dst, model_path, alpha, limit_db=30.0):
     """Our model with gains softened where the posterior is unsure: g' = g ** (1 - a*u_n),
     u_n = the frame's uncertainty scaled to [0, 1] over the file. Python reference of the
@@ -211,7 +235,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--model", default=str(ROOT / "models" / "denoiser.onnx"))
     ap.add_argument("--out", default=str(EVAL / "results.json"))
-    ap.add_argument("--systems", default="noisy,rnnoise,denoised,denoised_uncertainty")
+    ap.add_argument("--clean-args", default="", help="extra arguments for `denoised clean`, e.g. '--attenuation-limit-db 20'")
+    ap.add_argument("--systems", default="noisy,rnnoise,denoised,denoised_after_5s,denoised_uncertainty")
     args = ap.parse_args()
     meta = build_set(args.n, args.seconds)
     systems = args.systems.split(",")
@@ -223,7 +248,11 @@ def main():
             run_rnnoise(EVAL / "noisy", dirs["rnnoise"])
     if "denoised" in systems:
         dirs["denoised"] = EVAL / "out_denoised"
-        timings["denoised_clean_s"] = run_denoised(EVAL / "noisy", dirs["denoised"], ["--model", args.model])
+        timings["denoised_clean_s"] = run_denoised(EVAL / "noisy", dirs["denoised"],
+                                                  ["--model", args.model, *args.clean_args.split()])
+    if "denoised_after_5s" in systems:
+        dirs["denoised_after_5s"] = EVAL / "out_denoised_ctx"
+        run_after_context(EVAL / "noisy", EVAL / "clean", dirs["denoised_after_5s"], args.model)
     if "denoised_uncertainty" in systems:
         dirs["denoised_uncertainty"] = EVAL / "out_denoised_unc"
         run_uncertainty_softening(EVAL / "noisy", dirs["denoised_uncertainty"], args.model, alpha=0.5)

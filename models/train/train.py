@@ -146,6 +146,7 @@ def main():
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--val-seconds", type=float, default=4.0, help="length of validation examples (from a zero state)")
     ap.add_argument("--stateful", action="store_true", help="carry the recurrent state between steps (see carry_state)")
+    ap.add_argument("--eval-only", action="store_true", help="print the validation figures of --init or the run's checkpoint, train nothing")
     ap.add_argument("--init", default=None, help="warm-start from a checkpoint (tensors of matching shape)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -187,6 +188,10 @@ def main():
     L = int(args.seconds * mixer.SR) // HOP * HOP + N_FFT - HOP
     n_params = sum(p.numel() for p in model.parameters())
     print(f"params {n_params}, device {dev}, batch {args.batch} x {args.seconds} s", flush=True)
+    if args.eval_only:
+        vl, imp = validate(model, vbatch, win, args.beta)
+        print("VAL", json.dumps(dict(step=step, val_loss=vl, val_si_sdr_gain_db=imp)), flush=True)
+        return
     log = open(run / "log.jsonl", "a")
     t0 = time.time()
     state = None
@@ -211,16 +216,7 @@ def main():
             print(f"step {step} loss {loss.item():.4f} {parts} lr {lr:.2e} beta {beta:.1e} gn {gn:.2f} "
                   f"{(time.time() - t0) / 60:.1f} min", flush=True)
         if step % args.eval_every == 0:
-            model.eval()
-            with torch.no_grad():
-                vl, imp = 0.0, []
-                for noisy, clean, snr in vbatch:
-                    l, _, (y, s), _ = losses(model, noisy, clean, win, beta, sample=False)
-                    vl += l.item() / len(vbatch)
-                    n = noisy[:, : y.shape[1]]
-                    ok = s.pow(2).mean(-1) > 1e-10
-                    imp.append((si_sdr(y, s) - si_sdr(n, s))[ok])
-                imp = torch.cat(imp).mean().item()
+            vl, imp = validate(model, vbatch, win, beta)
             rec = dict(step=step, minutes=round((used_s + time.time() - t0) / 60, 2), val_loss=vl,
                        val_si_sdr_gain_db=imp, **parts)
             print("VAL", json.dumps(rec), flush=True)
@@ -229,6 +225,21 @@ def main():
             save(model, opt, step, used_s + time.time() - t0, run)
     save(model, opt, step, used_s + time.time() - t0, run)
     print(f"done: step {step}", flush=True)
+
+
+def validate(model, vbatch, win, beta):
+    """(validation loss, mean SI-SDR gain in dB over the examples that hold speech), every
+    example run from a zero state."""
+    model.eval()
+    with torch.no_grad():
+        vl, imp = 0.0, []
+        for noisy, clean, _ in vbatch:
+            loss, _, (y, s), _ = losses(model, noisy, clean, win, beta, sample=False)
+            vl += loss.item() / len(vbatch)
+            n = noisy[:, : y.shape[1]]
+            ok = s.pow(2).mean(-1) > 1e-10
+            imp.append((si_sdr(y, s) - si_sdr(n, s))[ok])
+    return vl, torch.cat(imp).mean().item()
 
 
 def save(model, opt, step, used_s, run):
