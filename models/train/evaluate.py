@@ -100,18 +100,30 @@ def onset_loss_db(est, ref):
     return losses
 
 
-def metrics(est, ref):
+def noise_reduction_db(est, ref, noisy):
+    """How much quieter the output is than the input where the clean reference is silent
+    (10 ms frames more than 40 dB below its loudest): the noise a system removed."""
+    hop = 480
+    f = lambda x: np.array([np.sum(x[i:i + hop] ** 2) for i in range(0, len(x) - hop, hop)])  # noqa: E731
+    e_ref = f(ref)
+    quiet = 10 * np.log10(e_ref + 1e-12) < 10 * np.log10(e_ref.max() + 1e-12) - 40
+    if not quiet.any():
+        return float("nan")
+    return float(10 * np.log10((f(noisy)[quiet].sum() + 1e-12) / (f(est)[quiet].sum() + 1e-12)))
+
+
+def metrics(est, ref, noisy):
     from pesq import pesq
     from pystoi import stoi
     n = min(len(est), len(ref))
-    est, ref = est[:n], ref[:n]
+    est, ref, noisy = est[:n], ref[:n], noisy[:n]
     r16, e16 = resample_poly(ref, 1, 3), resample_poly(est, 1, 3)
     try:
         p = pesq(16000, r16, e16, "wb")
     except Exception:  # noqa: BLE001 - PESQ refuses some inputs (no utterance detected)
         p = float("nan")
     return {"pesq_wb": p, "stoi": stoi(ref, est, SR, extended=False), "si_sdr": si_sdr(est, ref),
-            "onsets": onset_loss_db(est, ref)}
+            "onsets": onset_loss_db(est, ref), "nr_db": noise_reduction_db(est, ref, noisy)}
 
 
 def run_rnnoise(src, dst):
@@ -204,7 +216,8 @@ def summarize(results, meta):
         ons = [o for r in rows for o in r["onsets"]]
         return {"pesq_wb": float(np.mean(p)) if p else float("nan"), "stoi": float(np.mean([r["stoi"] for r in rows])),
                 "si_sdr": float(np.mean([r["si_sdr"] for r in rows])),
-                "onset_loss_db": float(np.mean(ons)) if ons else float("nan"), "n": len(rows)}
+                "onset_loss_db": float(np.mean(ons)) if ons else float("nan"),
+                "noise_reduction_db": float(np.nanmean([r["nr_db"] for r in rows])), "n": len(rows)}
     out = {}
     for system, rows in results.items():
         s = {"overall": agg(rows)}
@@ -218,13 +231,14 @@ def summarize(results, meta):
 
 def table(summary):
     systems = list(summary)
-    lines = ["| subset | " + " | ".join(f"{s} PESQ-WB / STOI / SI-SDR / onset loss" for s in systems) + " |",
+    lines = ["| subset | " + " | ".join(f"{s} PESQ-WB / STOI / SI-SDR / onset loss / noise reduction" for s in systems) + " |",
              "|---|" + "---|" * len(systems)]
     for key in summary[systems[0]]:
         cells = []
         for s in systems:
             m = summary[s][key]
-            cells.append(f"{m['pesq_wb']:.2f} / {m['stoi']:.3f} / {m['si_sdr']:.1f} dB / {m['onset_loss_db']:.1f} dB")
+            cells.append(f"{m['pesq_wb']:.2f} / {m['stoi']:.3f} / {m['si_sdr']:.1f} dB / {m['onset_loss_db']:.1f} dB"
+                         f" / {m['noise_reduction_db']:.1f} dB")
         lines.append(f"| {key} (n={summary[systems[0]][key]['n']}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -235,6 +249,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--model", default=str(ROOT / "models" / "denoiser.onnx"))
     ap.add_argument("--out", default=str(EVAL / "results.json"))
+    ap.add_argument("--unc-limits", type=float, nargs="*", default=[12.0, 18.0, 24.0],
+                    help="attenuation limits (dB) of the plain model the uncertainty experiment is compared with")
     ap.add_argument("--clean-args", default="", help="extra arguments for `denoised clean`, e.g. '--attenuation-limit-db 20'")
     ap.add_argument("--systems", default="noisy,rnnoise,denoised,denoised_after_5s,denoised_uncertainty")
     args = ap.parse_args()
@@ -256,13 +272,20 @@ def main():
     if "denoised_uncertainty" in systems:
         dirs["denoised_uncertainty"] = EVAL / "out_denoised_unc"
         run_uncertainty_softening(EVAL / "noisy", dirs["denoised_uncertainty"], args.model, alpha=0.5)
+        # the same Python path without softening at several attenuation limits: softening
+        # removes less noise, so it is judged against the plain model that removes as much
+        for lim in args.unc_limits:
+            dirs[f"plain_limit_{lim:g}dB"] = EVAL / f"out_plain_{lim:g}"
+            run_uncertainty_softening(EVAL / "noisy", dirs[f"plain_limit_{lim:g}dB"], args.model, alpha=0.0,
+                                      limit_db=lim)
     results = {}
     for name, d in dirs.items():
         rows = []
         for m in meta:
             ref, _ = sf.read(EVAL / "clean" / m["file"], dtype="float32")
             est, _ = sf.read(d / m["file"], dtype="float32")
-            rows.append(metrics(est, ref))
+            noisy, _ = sf.read(EVAL / "noisy" / m["file"], dtype="float32")
+            rows.append(metrics(est, ref, noisy))
         results[name] = rows
     summary = summarize(results, meta)
     Path(args.out).write_text(json.dumps({"summary": summary, "timings": timings}, indent=1))
