@@ -10,7 +10,9 @@ Systems: the noisy input; RNNoise (pyrnnoise, 48 kHz); our model run through the
 binary `denoised clean` (target/release/denoised, shipped model); and our model with the
 VAE's uncertainty used to soften suppression (Python/ONNX Runtime, an experiment); and
 `denoised_after_5s`: the same binary with 5 s of the item's noise in front (measured on
-the item only), the situation of a live stream that was running before the talker began.
+the item only), the situation of a live stream that was running before the talker began;
+and `denoised_stream`: all items back to back, three times over, as one 24-minute stream
+(each item's last occurrence scored): a long call in miniature.
 """
 import argparse
 import json
@@ -176,6 +178,24 @@ def run_after_context(src, clean_dir, dst, model):
         sf.write(dst / f.name, y[pre:], sr, subtype="FLOAT")
 
 
+def run_as_one_stream(src, dst, model, meta, repeat=3):
+    """All items back to back, the whole list `repeat` times (80 items x 6 s x 3 = 24 min),
+    through one `denoised clean` call; each item's last occurrence is scored. Voices, noises
+    and levels jump at every boundary and the recurrent state has run for over 20 minutes:
+    a long live call in miniature."""
+    work = dst.parent / (dst.name + "_work")
+    (work / "in").mkdir(parents=True, exist_ok=True)
+    xs = [sf.read(src / m["file"], dtype="float32")[0] for m in meta]
+    sf.write(work / "in" / "stream.wav", np.concatenate(xs * repeat), SR, subtype="FLOAT")
+    run_denoised(work / "in", work / "out", ["--model", model])
+    y, _ = sf.read(work / "out" / "stream.wav", dtype="float32")
+    dst.mkdir(parents=True, exist_ok=True)
+    at = sum(len(x) for x in xs) * (repeat - 1)
+    for m, x in zip(meta, xs):
+        sf.write(dst / m["file"], y[at:at + len(x)], SR, subtype="FLOAT")
+        at += len(x)
+
+
 def run_uncertainty_softening(src, dst, model_path, alpha, limit_db=30.0):
     """Our model with gains softened where the posterior is unsure: g' = g ** (1 - a*u_n),
     u_n = the frame's uncertainty scaled to [0, 1] over the file. Python reference of the
@@ -252,7 +272,7 @@ def main():
     ap.add_argument("--unc-limits", type=float, nargs="*", default=[12.0, 18.0, 24.0],
                     help="attenuation limits (dB) of the plain model the uncertainty experiment is compared with")
     ap.add_argument("--clean-args", default="", help="extra arguments for `denoised clean`, e.g. '--attenuation-limit-db 20'")
-    ap.add_argument("--systems", default="noisy,rnnoise,denoised,denoised_after_5s,denoised_uncertainty")
+    ap.add_argument("--systems", default="noisy,rnnoise,denoised,denoised_after_5s,denoised_stream,denoised_uncertainty")
     args = ap.parse_args()
     meta = build_set(args.n, args.seconds)
     systems = args.systems.split(",")
@@ -269,6 +289,9 @@ def main():
     if "denoised_after_5s" in systems:
         dirs["denoised_after_5s"] = EVAL / "out_denoised_ctx"
         run_after_context(EVAL / "noisy", EVAL / "clean", dirs["denoised_after_5s"], args.model)
+    if "denoised_stream" in systems:
+        dirs["denoised_stream"] = EVAL / "out_denoised_stream"
+        run_as_one_stream(EVAL / "noisy", dirs["denoised_stream"], args.model, meta)
     if "denoised_uncertainty" in systems:
         dirs["denoised_uncertainty"] = EVAL / "out_denoised_unc"
         run_uncertainty_softening(EVAL / "noisy", dirs["denoised_uncertainty"], args.model, alpha=0.5)
