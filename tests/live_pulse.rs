@@ -222,3 +222,30 @@ fn virtual_mic_is_created_and_removed_including_stale_ones() {
         "modules left behind:\n{modules}"
     );
 }
+
+/// `denoised devices` lists the sound server's devices with the defaults marked, and
+/// enumeration does not spill the ALSA plugins' probing messages (alsa-lib's, libjack's
+/// "jack server is not running") onto stderr.
+#[test]
+fn devices_lists_the_server_and_keeps_probing_noise_off_stderr() {
+    if !enabled() {
+        return;
+    }
+    let _one = SERVER.lock().unwrap_or_else(|p| p.into_inner());
+    let out = Command::new(bin()).arg("devices").output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("* input"))
+            && stdout.lines().any(|l| l.starts_with("* output")),
+        "default devices not marked:\n{stdout}"
+    );
+    assert!(stdout.contains("PulseAudio"), "{stdout}");
+    assert!(
+        !stderr.to_lowercase().contains("jack") && !stderr.contains("ALSA lib"),
+        "probing messages on stderr:\n{stderr}"
+    );
+}

@@ -73,7 +73,36 @@ fn offers_48k(d: &Device, dir: Direction) -> bool {
 /// while we enumerate, as cpal's `enumerate` example does. The handler is per thread and
 /// stays installed; its buffer is dropped with the guard.
 fn quiet_alsa() -> Option<std::rc::Rc<std::cell::RefCell<alsa::Output>>> {
+    quiet_jack();
     alsa::Output::local_error_handler().ok()
+}
+
+/// ALSA's JACK plugin (libasound2-plugins) links libjack, which prints "jack server is not
+/// running" and the like straight to stderr whenever enumeration probes the `jack` PCM.
+/// Where libjack is installed, load it first (the plugin then shares this copy) and give
+/// it silent error and info callbacks; where it is not, there is nothing to silence.
+fn quiet_jack() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        type Callback = extern "C" fn(*const std::ffi::c_char);
+        extern "C" fn ignore(_msg: *const std::ffi::c_char) {}
+        // SAFETY: dlopen/dlsym with NUL-terminated names; the library is never closed, so
+        // the callback pointers it keeps stay valid; the symbols have the signature
+        // `void jack_set_*_function(void (*)(const char *))` in jack/jack.h.
+        unsafe {
+            let lib = libc::dlopen(c"libjack.so.0".as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
+            if lib.is_null() {
+                return;
+            }
+            for name in [c"jack_set_error_function", c"jack_set_info_function"] {
+                let f = libc::dlsym(lib, name.as_ptr());
+                if !f.is_null() {
+                    let set: extern "C" fn(Callback) = std::mem::transmute(f);
+                    set(ignore);
+                }
+            }
+        }
+    });
 }
 
 /// Every input and output device of the default host.
