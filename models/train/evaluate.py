@@ -196,10 +196,34 @@ def run_as_one_stream(src, dst, model, meta, repeat=3):
         at += len(x)
 
 
-def run_uncertainty_softening(src, dst, model_path, alpha, limit_db=30.0):
+def uncertainty_range(model_path, n=32, seconds=6.0):
+    """(5th, 95th) percentile of the model's per-frame uncertainty on fresh mixtures of the
+    *training* split: fixed constants, so softening with them is causal (a live stream
+    cannot scale by its own future)."""
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    corpus = mixer.Corpus(HERE / "cache" / "corpus", "train", "cpu")
+    gen = torch.Generator().manual_seed(77)
+    from vae import HOP, N_FFT, sqrt_hann
+    L = int(seconds * SR) // HOP * HOP + N_FFT - HOP
+    with torch.no_grad():
+        noisy, _, _ = mixer.make_batch(corpus, n, L, gen)
+        X = torch.stft(noisy, N_FFT, HOP, window=sqrt_hann(), center=False, return_complex=True).transpose(1, 2)
+    us = []
+    for b in range(n):
+        spec = torch.view_as_real(X[b:b + 1]).numpy().astype(np.float32)
+        states = [np.zeros(i.shape, np.float32) for i in sess.get_inputs()[1:]]
+        feeds = dict(zip([i.name for i in sess.get_inputs()], [spec] + states))
+        outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+        us.append(outs["uncertainty"][0])
+    u = np.concatenate(us)
+    return float(np.percentile(u, 5)), float(np.percentile(u, 95))
+
+
+def run_uncertainty_softening(src, dst, model_path, alpha, limit_db=30.0, u_range=None):
     """Our model with gains softened where the posterior is unsure: g' = g ** (1 - a*u_n),
-    u_n = the frame's uncertainty scaled to [0, 1] over the file. Python reference of the
-    same STFT as the Rust code."""
+    u_n = the frame's uncertainty scaled to [0, 1] over the file, or, with `u_range`, by
+    fixed constants (causal). Python reference of the same STFT as the Rust code."""
     import onnxruntime as ort
     from vae import HOP, N_FFT, sqrt_hann
     dst.mkdir(parents=True, exist_ok=True)
@@ -219,7 +243,8 @@ def run_uncertainty_softening(src, dst, model_path, alpha, limit_db=30.0):
         outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, dict(zip(names, [spec] + states)))))
         g = outs["gains"][0]
         u = outs["uncertainty"][0]
-        un = (u - u.min()) / (u.max() - u.min() + 1e-9)
+        lo, hi = u_range if u_range else (u.min(), u.max())
+        un = np.clip((u - lo) / (hi - lo + 1e-9), 0.0, 1.0)
         g = np.clip(g, floor, 1.0) ** (1 - alpha * un[:, None])
         Y = X * g
         y = np.fft.irfft(Y, n=N_FFT, axis=-1) * win
@@ -295,6 +320,12 @@ def main():
     if "denoised_uncertainty" in systems:
         dirs["denoised_uncertainty"] = EVAL / "out_denoised_unc"
         run_uncertainty_softening(EVAL / "noisy", dirs["denoised_uncertainty"], args.model, alpha=0.5)
+        if "denoised_uncertainty_causal" in systems:
+            rng = uncertainty_range(args.model)
+            print(f"uncertainty range from training mixtures (5th, 95th percentile): {rng}")
+            dirs["denoised_uncertainty_causal"] = EVAL / "out_denoised_unc_causal"
+            run_uncertainty_softening(EVAL / "noisy", dirs["denoised_uncertainty_causal"], args.model, alpha=0.5,
+                                      u_range=rng)
         # the same Python path without softening at several attenuation limits: softening
         # removes less noise, so it is judged against the plain model that removes as much
         for lim in args.unc_limits:
