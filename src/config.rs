@@ -288,14 +288,14 @@ pub fn merge_run_options(
             ));
         }
     };
-    if let Some(d) = a.duration_s {
-        if !(d.is_finite() && d > 0.0) {
-            return Err(bad(
-                "duration-s",
-                d,
-                "allowed: a positive number of seconds",
-            ));
-        }
+    if let Some(d) = a.duration_s
+        && !(d.is_finite() && d > 0.0)
+    {
+        return Err(bad(
+            "duration-s",
+            d,
+            "allowed: a positive number of seconds",
+        ));
     }
     let input_channel = match a.input_channel.map(|c| c as i64).or(f.audio.input_channel) {
         None | Some(-1) => crate::rt::InputChannel::Downmix,

@@ -421,10 +421,7 @@ pub fn run(
                         if !m.is_loaded()? {
                             m.forget();
                             *m = VirtualMic::create()?;
-                            service::log(
-                                Priority::Info,
-                                &format!("recreated the virtual microphone"),
-                            );
+                            service::log(Priority::Info, "recreated the virtual microphone");
                         }
                     }
                     let ep2 = find_endpoints(opts)?;
@@ -441,7 +438,7 @@ pub fn run(
                     Ok(s) => {
                         streams = Some(s);
                         progress = (0, 0, Instant::now());
-                        service::log(Priority::Info, &format!("audio device back; running"));
+                        service::log(Priority::Info, "audio device back; running");
                         set_state("running");
                     }
                     Err(e) => {
@@ -474,20 +471,20 @@ pub fn run(
                 last_errors = errors;
             }
             if opts.stats_every_s.is_some() {
-                service::log(Priority::Info, &format!("{}", status_line(&stats, &wstats)));
+                service::log(Priority::Info, &status_line(&stats, &wstats));
             }
         }
     }
     notifier.notify("STOPPING=1");
     set_state("stopping");
     let _ = pipe.ctl.send(Control::Stop);
-    if let Some(s) = streams {
-        if !drop_streams(s, Duration::from_secs(1)) {
-            service::log(
-                Priority::Warning,
-                &format!("the audio backend did not close its streams in time"),
-            );
-        }
+    if let Some(s) = streams
+        && !drop_streams(s, Duration::from_secs(1))
+    {
+        service::log(
+            Priority::Warning,
+            "the audio backend did not close its streams in time",
+        );
     }
     let _ = pipe.worker.join();
     service::log(
@@ -502,7 +499,7 @@ pub fn run(
         if let Err(e) = m.remove() {
             result = Err(e);
         } else {
-            service::log(Priority::Info, &format!("removed the virtual microphone"));
+            service::log(Priority::Info, "removed the virtual microphone");
         }
     }
     control_stop.store(true, Ordering::Relaxed);

@@ -163,9 +163,13 @@ pub fn validate(path: &Path, session: &Session) -> Result<ModelSpec> {
         let s = shape_of(t).unwrap_or_default();
         let ok = is_f32(t)
             && s.len() == want.len()
-            && s.iter()
-                .zip(want)
-                .all(|(&got, &w)| if w < 0 { got < 0 || got >= 1 } else { got == w });
+            && s.iter().zip(want).all(|(&got, &w)| {
+                if w < 0 {
+                    !(0..1).contains(&got)
+                } else {
+                    got == w
+                }
+            });
         if ok {
             Ok(())
         } else {

@@ -39,12 +39,12 @@ fn candidates() -> Vec<PathBuf> {
     // the GPU build (scripts/setup --gpu) also runs on CPU, so it is preferred when present
     c.push(repo.join(REPO_ORT_GPU_DIR).join(LIB_NAME));
     c.push(repo.join(REPO_ORT_DIR).join(LIB_NAME));
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            // target/release/denoised -> <repo>/.ort/lib
-            c.push(dir.join("../..").join(REPO_ORT_DIR).join(LIB_NAME));
-            c.push(dir.join("../lib/denoised").join(LIB_NAME));
-        }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        // target/release/denoised -> <repo>/.ort/lib
+        c.push(dir.join("../..").join(REPO_ORT_DIR).join(LIB_NAME));
+        c.push(dir.join("../lib/denoised").join(LIB_NAME));
     }
     c
 }
