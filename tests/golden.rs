@@ -43,31 +43,42 @@ fn si_sdr_db(est: &[f32], reference: &[f32]) -> f64 {
     10.0 * (t2 / d2.max(1e-20)).log10()
 }
 
-#[test]
-fn shipped_model_improves_si_sdr_on_the_sample_and_matches_golden_output() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let model = root.join("models/denoiser.onnx");
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The committed sample: (clean reference, noisy input), mono 48 kHz.
+fn sample() -> (Vec<f32>, Vec<f32>) {
+    let first = |rel: &str| read_wav(&root().join(rel)).channels.remove(0);
+    (
+        first("tests/fixtures/golden/clean_speech.wav"),
+        first("samples/noisy_speech.wav"),
+    )
+}
+
+/// `denoised clean` with the shipped (default) model on the CPU, `input` -> `out`.
+fn clean_with_shipped_model(input: &Path, out: &Path) -> Vec<f32> {
     assert!(
-        model.exists(),
+        root().join("models/denoiser.onnx").exists(),
         "the shipped model models/denoiser.onnx is missing"
     );
-    let d = tempfile::tempdir().unwrap();
-    let out = d.path().join("clean.wav");
     Command::cargo_bin("denoised")
         .unwrap()
         .args(["clean", "-q", "--provider", "cpu"])
-        .arg(root.join("samples/noisy_speech.wav"))
+        .arg(input)
         .arg("-o")
-        .arg(&out)
+        .arg(out)
         .assert()
         .success();
-    let clean = read_wav(&root.join("tests/fixtures/golden/clean_speech.wav"))
-        .channels
-        .remove(0);
-    let noisy = read_wav(&root.join("samples/noisy_speech.wav"))
-        .channels
-        .remove(0);
-    let got = read_wav(&out).channels.remove(0);
+    read_wav(out).channels.remove(0)
+}
+
+#[test]
+fn shipped_model_improves_si_sdr_on_the_sample_and_matches_golden_output() {
+    let (clean, noisy) = sample();
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("clean.wav");
+    let got = clean_with_shipped_model(&root().join("samples/noisy_speech.wav"), &out);
     let gain = si_sdr_db(&got, &clean) - si_sdr_db(&noisy, &clean);
     eprintln!(
         "SI-SDR: noisy {:.2} dB, denoised {:.2} dB, gain {gain:.2} dB",
@@ -79,7 +90,7 @@ fn shipped_model_improves_si_sdr_on_the_sample_and_matches_golden_output() {
         "SI-SDR gain {gain:.2} dB < {MIN_SI_SDR_GAIN_DB} dB"
     );
 
-    let expected_path = root.join("tests/fixtures/golden/expected_denoised.wav");
+    let expected_path = root().join("tests/fixtures/golden/expected_denoised.wav");
     if std::env::var_os("DENOISED_BLESS").is_some() {
         std::fs::copy(&out, &expected_path).unwrap();
     }
@@ -100,13 +111,7 @@ fn shipped_model_improves_si_sdr_on_the_sample_and_matches_golden_output() {
 
 #[test]
 fn shipped_model_keeps_denoising_after_seconds_of_noise() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let clean = read_wav(&root.join("tests/fixtures/golden/clean_speech.wav"))
-        .channels
-        .remove(0);
-    let noisy = read_wav(&root.join("samples/noisy_speech.wav"))
-        .channels
-        .remove(0);
+    let (clean, noisy) = sample();
     let noise: Vec<f32> = noisy.iter().zip(&clean).map(|(n, c)| n - c).collect();
     let history = HISTORY_S * 48000;
     let mut input: Vec<f32> = noise.iter().cycle().take(history).copied().collect();
@@ -114,15 +119,7 @@ fn shipped_model_keeps_denoising_after_seconds_of_noise() {
     let d = tempfile::tempdir().unwrap();
     let (inp, out) = (d.path().join("in.wav"), d.path().join("out.wav"));
     write_wav(&inp, 48000, 32, true, &[input]);
-    Command::cargo_bin("denoised")
-        .unwrap()
-        .args(["clean", "-q", "--provider", "cpu"])
-        .arg(&inp)
-        .arg("-o")
-        .arg(&out)
-        .assert()
-        .success();
-    let got = read_wav(&out).channels.remove(0).split_off(history);
+    let got = clean_with_shipped_model(&inp, &out).split_off(history);
     let gain = si_sdr_db(&got, &clean) - si_sdr_db(&noisy, &clean);
     eprintln!("SI-SDR gain after {HISTORY_S} s of noise: {gain:.2} dB");
     assert!(

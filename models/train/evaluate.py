@@ -85,12 +85,15 @@ def si_sdr(est, ref):
     return 10 * np.log10(np.dot(t, t) / (np.dot(est - t, est - t) + 1e-12) + 1e-12)
 
 
+def frame_energy(x, hop=480):
+    """Energy of each whole 10 ms frame."""
+    return np.array([np.sum(x[i:i + hop] ** 2) for i in range(0, len(x) - hop, hop)])
+
+
 def onset_loss_db(est, ref):
     """Energy of the first 50 ms after each speech onset, enhanced vs clean, in dB
     (positive = the enhanced onset is weaker: a clipped word start)."""
-    hop = 480
-    f = lambda x: np.array([np.sum(x[i:i + hop] ** 2) for i in range(0, len(x) - hop, hop)])  # noqa: E731
-    e_ref, e_est = f(ref), f(est)
+    e_ref, e_est = frame_energy(ref), frame_energy(est)
     db = 10 * np.log10(e_ref + 1e-12)
     thr = db.max() - 30
     active = db > thr
@@ -105,13 +108,11 @@ def onset_loss_db(est, ref):
 def noise_reduction_db(est, ref, noisy):
     """How much quieter the output is than the input where the clean reference is silent
     (10 ms frames more than 40 dB below its loudest): the noise a system removed."""
-    hop = 480
-    f = lambda x: np.array([np.sum(x[i:i + hop] ** 2) for i in range(0, len(x) - hop, hop)])  # noqa: E731
-    e_ref = f(ref)
+    e_ref = frame_energy(ref)
     quiet = 10 * np.log10(e_ref + 1e-12) < 10 * np.log10(e_ref.max() + 1e-12) - 40
     if not quiet.any():
         return float("nan")
-    return float(10 * np.log10((f(noisy)[quiet].sum() + 1e-12) / (f(est)[quiet].sum() + 1e-12)))
+    return float(10 * np.log10((frame_energy(noisy)[quiet].sum() + 1e-12) / (frame_energy(est)[quiet].sum() + 1e-12)))
 
 
 def metrics(est, ref, noisy):
@@ -196,6 +197,14 @@ def run_as_one_stream(src, dst, model, meta, repeat=3):
         at += len(x)
 
 
+def model_outputs(sess, spec):
+    """All outputs of one ONNX Runtime call over a whole [1, T, BINS, 2] spectrum from
+    zero states, by name."""
+    states = [np.zeros(i.shape, np.float32) for i in sess.get_inputs()[1:]]
+    feeds = dict(zip([i.name for i in sess.get_inputs()], [spec.astype(np.float32)] + states))
+    return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+
+
 def uncertainty_range(model_path, n=32, seconds=6.0):
     """(5th, 95th) percentile of the model's per-frame uncertainty on fresh mixtures of the
     *training* split: fixed constants, so softening with them is causal (a live stream
@@ -209,14 +218,8 @@ def uncertainty_range(model_path, n=32, seconds=6.0):
     with torch.no_grad():
         noisy, _, _ = mixer.make_batch(corpus, n, L, gen)
         X = torch.stft(noisy, N_FFT, HOP, window=sqrt_hann(), center=False, return_complex=True).transpose(1, 2)
-    us = []
-    for b in range(n):
-        spec = torch.view_as_real(X[b:b + 1]).numpy().astype(np.float32)
-        states = [np.zeros(i.shape, np.float32) for i in sess.get_inputs()[1:]]
-        feeds = dict(zip([i.name for i in sess.get_inputs()], [spec] + states))
-        outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
-        us.append(outs["uncertainty"][0])
-    u = np.concatenate(us)
+    u = np.concatenate([model_outputs(sess, torch.view_as_real(X[b:b + 1]).numpy())["uncertainty"][0]
+                        for b in range(n)])
     return float(np.percentile(u, 5)), float(np.percentile(u, 95))
 
 
@@ -228,7 +231,6 @@ def run_uncertainty_softening(src, dst, model_path, alpha, limit_db=30.0, u_rang
     from vae import HOP, N_FFT, sqrt_hann
     dst.mkdir(parents=True, exist_ok=True)
     sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    names = [i.name for i in sess.get_inputs()]
     win = sqrt_hann().numpy()
     floor = 10 ** (-limit_db / 20)
     for f in sorted(src.glob("*.wav")):
@@ -238,9 +240,7 @@ def run_uncertainty_softening(src, dst, model_path, alpha, limit_db=30.0, u_rang
         xp = np.concatenate([np.zeros(N_FFT - HOP, np.float32), x, np.zeros(n_hops * HOP - len(x), np.float32)])
         frames = np.stack([xp[t * HOP: t * HOP + N_FFT] * win for t in range(n_hops)])
         X = np.fft.rfft(frames, axis=-1)
-        spec = np.stack([X.real, X.imag], -1)[None].astype(np.float32)
-        states = [np.zeros([d for d in i.shape], np.float32) for i in sess.get_inputs()[1:]]
-        outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, dict(zip(names, [spec] + states)))))
+        outs = model_outputs(sess, np.stack([X.real, X.imag], -1)[None])
         g = outs["gains"][0]
         u = outs["uncertainty"][0]
         lo, hi = u_range if u_range else (u.min(), u.max())

@@ -70,8 +70,9 @@ fn offers_48k(d: &Device, dir: Direction) -> bool {
 }
 
 /// Keeps alsa-lib's probing messages ("Cannot get card index", /dev/dsp, ...) off stderr
-/// while we enumerate, as cpal's `enumerate` example does. The handler is per thread and
-/// stays installed; its buffer is dropped with the guard.
+/// while we enumerate, as cpal's `enumerate` example does, and libjack's (see
+/// `quiet_jack`). The alsa handler is per thread and stays installed; its buffer is
+/// dropped with the guard.
 fn quiet_alsa() -> Option<std::rc::Rc<std::cell::RefCell<alsa::Output>>> {
     quiet_jack();
     alsa::Output::local_error_handler().ok()
