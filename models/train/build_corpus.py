@@ -23,6 +23,7 @@ import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,7 +47,26 @@ SPEECH_PACKAGES = [
     "asterisk-core-sounds-fr-g722", "asterisk-core-sounds-it-g722",
     "asterisk-core-sounds-ru-g722", "klettres-data",
 ]
-NOISE_PACKAGES = ["lincity-ng-data", "sonic-pi-samples", "scratch"]
+NOISE_PACKAGES = ["lincity-ng-data", "sonic-pi-samples", "scratch", "qabcs-data", "redeclipse-data",
+                  "wesnoth-1.16-data", "widelands-data", "tuxpaint-data"]
+# Which audio of each noise package is noise. Speech-like material (game voices, unit
+# barks, announcers, vocal samples) is left out: the model must not learn to remove voices.
+NOISE_GLOBS = {
+    "lincity-ng-data": ["*.wav"],
+    "sonic-pi-samples": ["*.flac"],
+    "scratch": ["*.mp3"],
+    "qabcs-data": ["usr/share/qabcs/abcs/all/noises/*.ogg", "usr/share/qabcs/abcs/all/sounds/*.ogg"],
+    "redeclipse-data": ["usr/share/games/redeclipse/data/sounds/ambience/*.ogg",
+                        "usr/share/games/redeclipse/data/sounds/music/*.ogg",
+                        "usr/share/games/redeclipse/data/sounds/sfx/*.ogg",
+                        "usr/share/games/redeclipse/data/sounds/player/*step*.ogg"],
+    "wesnoth-1.16-data": ["usr/share/games/wesnoth/1.16/data/core/sounds/ambient/*.ogg"],
+    "widelands-data": ["*.ogg"],
+    "tuxpaint-data": ["*.wav"],
+}
+NOISE_EXCLUDE = ("/Vocals/", "/music/ingame", "/music/intro", "/music/menu")  # scratch vocals; widelands score
+NOISE_FILE_MAX_S = 60.0  # long files (music tracks, loops) contribute their first minute
+NOISE_CAP_MIN = 12.0  # per package and split, so no single game dominates the noise
 # Per-source cap in minutes, so no single voice dominates.
 CAP_MIN = 25.0
 # Held-out voices (never trained on): asterisk ru (F), tuxpaint ca/be volunteers, flite slt.
@@ -69,7 +89,16 @@ def fetch_packages():
             sh(["apt-get", "download", pkg], cwd=DEBS)
         deb = sorted(DEBS.glob(f"{pkg}_*.deb"))[-1]
         tmp = X / (pkg + ".tmp")
-        sh(["dpkg-deb", "-x", str(deb), str(tmp)])
+        if pkg in NOISE_GLOBS:
+            # only the audio members (some game data packages are ~1 GB unpacked)
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            exts = sorted({"*" + Path(g).suffix for g in NOISE_GLOBS[pkg]})
+            tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+            sh(["tar", "-x", "-C", str(tmp), "--wildcards", *exts], stdin=tar.stdout)
+            tar.wait()
+        else:
+            sh(["dpkg-deb", "-x", str(deb), str(tmp)])
         tmp.rename(X / pkg)
 
 
@@ -137,9 +166,11 @@ def speech_jobs():
 
 def noise_jobs():
     jobs = []
-    files = sorted((X / "lincity-ng-data").rglob("*.wav"))
-    files += [p for p in sorted((X / "sonic-pi-samples").rglob("*.flac"))]
-    files += [p for p in sorted((X / "scratch").rglob("*.mp3")) if "/Vocals/" not in str(p)]
+    files = []
+    for pkg in NOISE_PACKAGES:
+        for pattern in NOISE_GLOBS[pkg]:
+            found = (X / pkg).glob(pattern) if "/" in pattern else (X / pkg).rglob(pattern)
+            files += [p for p in sorted(found) if not any(e in str(p) for e in NOISE_EXCLUDE)]
     for p in files:
         h = int(hashlib.sha1(p.name.encode()).hexdigest(), 16)
         split = "val" if h % 6 == 0 else "train"
@@ -167,8 +198,21 @@ def _load_noise(job):
         return None, f"decode error {p}: {e}"
     if len(x) < SR // 10 or np.max(np.abs(x)) < 1e-3:
         return None, "short/silent"
+    x = x[: int(NOISE_FILE_MAX_S * SR)]
     x = x - np.mean(x)
     return (x / (np.max(np.abs(x)) + 1e-9) * 0.5, src, name, split, sr // 2), "ok"
+
+
+def cap_noise(items, rng):
+    rng.shuffle(items)
+    used, out = {}, []
+    for it in items:
+        key = (it[1], it[3])
+        if used.get(key, 0) + len(it[0]) > NOISE_CAP_MIN * 60 * SR:
+            continue
+        used[key] = used.get(key, 0) + len(it[0])
+        out.append(it)
+    return out, {f"{k[0]}/{k[1]}": round(v / SR / 60, 1) for k, v in used.items()}
 
 
 TEXT_SOURCES = ["/usr/share/common-licenses/GPL-3", "/usr/share/common-licenses/Apache-2.0",
@@ -303,6 +347,17 @@ def make_rirs(n, seed):
     return np.stack(rirs).astype(np.float16), rt60s
 
 
+def build_noise(index, rng, jobs):
+    noise, why = run_pool(_load_noise, noise_jobs(), jobs)
+    print("noise:", why, flush=True)
+    noise, minutes = cap_noise(noise, rng)
+    print("noise minutes per source/split:", json.dumps(minutes, indent=1), flush=True)
+    for split in ("train", "val"):
+        write_split(noise, split, "noise", index)
+    index["noise_packages"] = NOISE_PACKAGES
+    index["noise_minutes"] = minutes
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=os.cpu_count())
@@ -311,7 +366,14 @@ def main():
     fetch_packages()
     OUT.mkdir(parents=True, exist_ok=True)
     index = {}
-    if not (OUT / "index.json").exists():
+    if (OUT / "index.json").exists():
+        index = json.loads((OUT / "index.json").read_text())
+        if index.get("noise_packages", NOISE_PACKAGES[:3]) != NOISE_PACKAGES:
+            # the noise sources changed: rebuild only the noise splits (speech, TTS and
+            # rooms stay as they are, so earlier runs remain comparable on speech)
+            build_noise(index, rng, args.jobs)
+            (OUT / "index.json").write_text(json.dumps(index))
+    else:
         speech, why = run_pool(_load_speech, speech_jobs(), args.jobs)
         print("real speech screening:", why, flush=True)
         tts, why = run_pool(_tts, tts_jobs(rng), args.jobs)
@@ -319,11 +381,9 @@ def main():
         speech = join_short(speech + tts)
         speech, minutes = cap(speech, rng)
         print("speech minutes per source/split:", json.dumps(minutes, indent=1), flush=True)
-        noise, why = run_pool(_load_noise, noise_jobs(), args.jobs)
-        print("noise:", why, flush=True)
         for split in ("train", "val"):
             write_split(speech, split, "speech", index)
-            write_split(noise, split, "noise", index)
+        build_noise(index, rng, args.jobs)
         index["speech_minutes"] = minutes
         rir_tr, rt_tr = make_rirs(400, SEED)
         rir_va, rt_va = make_rirs(60, SEED + 1)
