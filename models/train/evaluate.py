@@ -223,10 +223,18 @@ def uncertainty_range(model_path, n=32, seconds=6.0):
     return float(np.percentile(u, 5)), float(np.percentile(u, 95))
 
 
-def run_uncertainty_softening(src, dst, model_path, alpha, limit_db=30.0, u_range=None):
+def postfilter(g, beta):
+    """The envelope post-filter of PercepNet/DeepFilterNet2, g' = (1+b) g / (1 + b / sin^2(pi g / 2)):
+    leaves gains near 1 alone and pushes low gains (noise-dominated bins) further down."""
+    s2 = np.sin(0.5 * np.pi * np.clip(g, 1e-6, 1.0)) ** 2
+    return np.clip((1 + beta) * g / (1 + beta / s2), 0.0, 1.0)
+
+
+def run_uncertainty_softening(src, dst, model_path, alpha, limit_db=30.0, u_range=None, pf_beta=0.0):
     """Our model with gains softened where the posterior is unsure: g' = g ** (1 - a*u_n),
     u_n = the frame's uncertainty scaled to [0, 1] over the file, or, with `u_range`, by
-    fixed constants (causal). Python reference of the same STFT as the Rust code."""
+    fixed constants (causal); with `pf_beta` > 0, post-filtered first (see `postfilter`).
+    Python reference of the same STFT as the Rust code."""
     import onnxruntime as ort
     from vae import HOP, N_FFT, sqrt_hann
     dst.mkdir(parents=True, exist_ok=True)
@@ -242,6 +250,8 @@ def run_uncertainty_softening(src, dst, model_path, alpha, limit_db=30.0, u_rang
         X = np.fft.rfft(frames, axis=-1)
         outs = model_outputs(sess, np.stack([X.real, X.imag], -1)[None])
         g = outs["gains"][0]
+        if pf_beta > 0:
+            g = postfilter(g, pf_beta)
         u = outs["uncertainty"][0]
         lo, hi = u_range if u_range else (u.min(), u.max())
         un = np.clip((u - lo) / (hi - lo + 1e-9), 0.0, 1.0)
@@ -296,6 +306,8 @@ def main():
     ap.add_argument("--out", default=str(EVAL / "results.json"))
     ap.add_argument("--unc-limits", type=float, nargs="*", default=[12.0, 18.0, 24.0],
                     help="attenuation limits (dB) of the plain model the uncertainty experiment is compared with")
+    ap.add_argument("--pf-betas", type=float, nargs="*", default=[0.02, 0.05, 0.1],
+                    help="post-filter strengths of the denoised_postfilter experiment")
     ap.add_argument("--clean-args", default="", help="extra arguments for `denoised clean`, e.g. '--attenuation-limit-db 20'")
     ap.add_argument("--systems", default="noisy,rnnoise,denoised,denoised_after_5s,denoised_stream,denoised_uncertainty")
     args = ap.parse_args()
@@ -332,6 +344,11 @@ def main():
             dirs[f"plain_limit_{lim:g}dB"] = EVAL / f"out_plain_{lim:g}"
             run_uncertainty_softening(EVAL / "noisy", dirs[f"plain_limit_{lim:g}dB"], args.model, alpha=0.0,
                                       limit_db=lim)
+    if "denoised_postfilter" in systems:
+        for beta in args.pf_betas:
+            dirs[f"postfilter_{beta:g}"] = EVAL / f"out_postfilter_{beta:g}"
+            run_uncertainty_softening(EVAL / "noisy", dirs[f"postfilter_{beta:g}"], args.model, alpha=0.0,
+                                      pf_beta=beta)
     results = {}
     for name, d in dirs.items():
         rows = []
