@@ -435,7 +435,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key_and_exit_78() {
-        let cases: [(&str, fn(&mut FileConfig)); 7] = [
+        type BadValue = (&'static str, fn(&mut FileConfig));
+        let cases: [BadValue; 7] = [
             ("attenuation-limit-db", |f| {
                 f.denoise.attenuation_limit_db = Some(-1.0)
             }),

@@ -29,7 +29,8 @@ pub struct StateSpec {
 }
 
 impl StateSpec {
-    pub fn len(&self) -> usize {
+    /// Number of f32 values in the tensor (the product of its shape).
+    pub fn element_count(&self) -> usize {
         self.shape.iter().product()
     }
 }

@@ -154,7 +154,7 @@ impl Model {
                 .spec
                 .states
                 .iter()
-                .map(|s| vec![0.0; s.len()])
+                .map(|s| vec![0.0; s.element_count()])
                 .collect(),
         }
     }

@@ -85,11 +85,14 @@ fn normalize(p: &Path) -> PathBuf {
     }
 }
 
+/// The jobs to run, and the inputs already known to fail (with why).
+pub type Plan = (Vec<Job>, Vec<(PathBuf, Error)>);
+
 /// Decide where each input goes. A single input file writes to `output` as a file (or into
 /// it, if it is an existing folder); several inputs or a folder write into the folder
 /// `output`, mirroring the structure below each input folder. Errors here concern the
 /// whole run (unreadable input path, output not a folder); per-file problems come later.
-pub fn plan(inputs: &[PathBuf], output: &Path) -> Result<(Vec<Job>, Vec<(PathBuf, Error)>)> {
+pub fn plan(inputs: &[PathBuf], output: &Path) -> Result<Plan> {
     let mut jobs = Vec::new();
     let mut failed = Vec::new();
     let single_file = inputs.len() == 1 && !inputs[0].is_dir();
@@ -241,10 +244,9 @@ pub fn clean(jobs: Vec<Job>, opts: &CleanOptions) -> Result<Report> {
                             Err(_) => return, // the other threads carry on with the queue
                         },
                     };
-                    loop {
-                        let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
-                            break;
-                        };
+                    // the guard moves into the closure and is dropped there: the queue
+                    // is locked only while one job is taken, never while it is cleaned
+                    while let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
                         bar.set_message(job.input.display().to_string());
                         let r = clean_file(&mut model, &job, opts, &mut |n| bar.inc(n));
                         let mut rep = match results.lock() {
