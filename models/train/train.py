@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -145,6 +146,9 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--val-seconds", type=float, default=4.0, help="length of validation examples (from a zero state)")
+    ap.add_argument("--no-val", action="store_true",
+                    help="load no validation split (a lent GPU machine gets only the training files; "
+                         "validate the checkpoint here afterwards with --eval-only)")
     ap.add_argument("--stateful", action="store_true", help="carry the recurrent state between steps (see carry_state)")
     ap.add_argument("--eval-only", action="store_true", help="print the validation figures of --init or the run's checkpoint, train nothing")
     ap.add_argument("--init", default=None, help="warm-start from a checkpoint (tensors of matching shape)")
@@ -180,14 +184,18 @@ def main():
     total_s = 60 * (args.total_minutes or (args.minutes + used_s / 60))
     win = sqrt_hann().to(dev)
     train = mixer.Corpus(args.corpus, "train", dev)
-    val = mixer.Corpus(args.corpus, "val", dev)
-    vgen = torch.Generator(device=dev)
-    vgen.manual_seed(999)
-    with torch.no_grad():
-        vbatch = [mixer.make_batch(val, 16, int(args.val_seconds * mixer.SR), vgen) for _ in range(4)]
+    vbatch = []
+    if not args.no_val:
+        val = mixer.Corpus(args.corpus, "val", dev)
+        vgen = torch.Generator(device=dev)
+        vgen.manual_seed(999)
+        with torch.no_grad():
+            vbatch = [mixer.make_batch(val, 16, int(args.val_seconds * mixer.SR), vgen) for _ in range(4)]
     L = int(args.seconds * mixer.SR) // HOP * HOP + N_FFT - HOP
     n_params = sum(p.numel() for p in model.parameters())
     print(f"params {n_params}, device {dev}, batch {args.batch} x {args.seconds} s", flush=True)
+    if args.eval_only and not vbatch:
+        sys.exit("--eval-only needs the validation split (drop --no-val)")
     if args.eval_only:
         vl, imp = validate(model, vbatch, win, args.beta)
         print("VAL", json.dumps(dict(step=step, val_loss=vl, val_si_sdr_gain_db=imp)), flush=True)
@@ -216,10 +224,11 @@ def main():
             print(f"step {step} loss {loss.item():.4f} {parts} lr {lr:.2e} beta {beta:.1e} gn {gn:.2f} "
                   f"{(time.time() - t0) / 60:.1f} min", flush=True)
         if step % args.eval_every == 0:
-            vl, imp = validate(model, vbatch, win, beta)
-            rec = dict(step=step, minutes=round((used_s + time.time() - t0) / 60, 2), val_loss=vl,
-                       val_si_sdr_gain_db=imp, **parts)
-            print("VAL", json.dumps(rec), flush=True)
+            rec = dict(step=step, minutes=round((used_s + time.time() - t0) / 60, 2), **parts)
+            if vbatch:
+                vl, imp = validate(model, vbatch, win, beta)
+                rec.update(val_loss=vl, val_si_sdr_gain_db=imp)
+                print("VAL", json.dumps(rec), flush=True)
             log.write(json.dumps(rec) + "\n")
             log.flush()
             save(model, opt, step, used_s + time.time() - t0, run)
