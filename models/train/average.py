@@ -15,6 +15,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("ckpts", nargs="+")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--half", action="store_true",
+                    help="store float16 weights (half the bytes; for a warm start that must travel, not for export)")
     args = ap.parse_args()
     ckpts = [torch.load(p, map_location="cpu") for p in args.ckpts]
     states = [c["model"] for c in ckpts]
@@ -23,7 +25,8 @@ def main():
         if st.keys() != keys or any(st[k].shape != states[0][k].shape for k in keys):
             raise SystemExit(f"{p}: not the same architecture as {args.ckpts[0]}")
     avg = {k: sum(st[k].float() for st in states) / len(states) for k in keys}
-    avg = {k: v.to(states[0][k].dtype) for k, v in avg.items()}
+    avg = {k: v.to(torch.float16 if args.half and v.is_floating_point() else states[0][k].dtype)
+           for k, v in avg.items()}
     # step and training time of the latest member: what the export's metadata reports
     step = max(c.get("step", 0) for c in ckpts)
     used_s = max(c.get("used_s", 0.0) for c in ckpts)

@@ -9,7 +9,7 @@ MODEL_CARD.md). Everything lands in models/train/cache/ (git-ignored):
   cache/corpus/         the corpus the trainer reads:
       {train,val}_speech.ogg   48 kHz mono Ogg/Opus, clips concatenated
       {train,val}_noise.ogg    48 kHz mono Ogg/Opus, clips concatenated
-      {train,val}_rirs.npy     simulated room impulse responses, float16 [N, RIR_SAMPLES]
+      {train,val}_rirs.npy     simulated room impulse responses, int8 mu-law [N, RIR_SAMPLES]
       index.json               clip boundaries, source, voice, bandwidth of each clip
 
 Opus keeps the corpus small enough (tens of MB) to carry to a GPU machine; its coding
@@ -34,6 +34,8 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from mixer import load_rirs, mulaw_encode
+
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / "cache"
 DEBS = CACHE / "debs"
@@ -45,7 +47,7 @@ SEED = 1234
 SPEECH_PACKAGES = [
     "festvox-ru", "fillets-ng-data-cs", "tuxpaint-stamps-default",
     "asterisk-core-sounds-fr-g722", "asterisk-core-sounds-it-g722",
-    "asterisk-core-sounds-ru-g722", "klettres-data",
+    "asterisk-core-sounds-ru-g722", "klettres-data", "ktuberling-data",
 ]
 NOISE_PACKAGES = ["lincity-ng-data", "sonic-pi-samples", "scratch", "qabcs-data", "redeclipse-data",
                   "wesnoth-1.16-data", "widelands-data", "tuxpaint-data"]
@@ -161,6 +163,11 @@ def speech_jobs():
     for p in sorted((X / "klettres-data").rglob("*.ogg")):
         lang = p.parts[p.parts.index("klettres") + 1]
         jobs.append((p, "klettres-data", lang, "train", 22050))
+    for p in sorted((X / "ktuberling-data").rglob("*.ogg")):
+        # single words, one speaker per language, 8-48 kHz (the band is the file's own)
+        lang = p.parent.name
+        split = "val" if lang in VAL_TUXPAINT_LANGS else "train"  # ca stays held out
+        jobs.append((p, "ktuberling-data", lang, split, 24000))
     return jobs
 
 
@@ -237,6 +244,15 @@ def _tts(job):
                     "--setf", f"duration_stretch={rng.uniform(0.85, 1.25):.2f}",
                     "--setf", f"int_f0_target_mean={rng.uniform(85, 190):.0f}"],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            elif engine == "pico":
+                # SVOX Pico takes its own markup for rate and pitch (percent of normal)
+                marked = (f"<speed level='{rng.randint(80, 120)}'><pitch level='{rng.randint(85, 120)}'>"
+                          f"{text}</pitch></speed>")
+                sh(["pico2wave", "-l", voice, "-w", t.name, marked],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            elif engine == "rhvoice":
+                sh(["RHVoice-test", "-p", voice, "-r", str(rng.randint(80, 125)), "-t", str(rng.randint(85, 115)),
+                    "-o", t.name], input=text.encode(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             else:
                 sh(["espeak-ng", "-v", voice, "-s", str(rng.randint(130, 190)),
                     "-p", str(rng.randint(25, 75)), "-w", t.name, text],
@@ -262,6 +278,16 @@ def tts_jobs(rng):
     for v, split in espeak_voices.items():
         for _ in range(40 if split == "train" else 20):
             jobs.append(("espeak", v, texts[k % len(texts)], split, k)); k += 1
+    # SVOX Pico (non-free section, Apache-2.0 lingware): six female voices reading the
+    # English text with their own language's phonology. RHVoice English voices under
+    # LGPL-2.1+ only: alan, bdl, clb (slt is flite's held-out speaker; evgeniy-eng and
+    # lyubov are CC-BY-NC-ND and not used).
+    for v in ("en-US", "en-GB", "de-DE", "es-ES", "fr-FR", "it-IT"):
+        for _ in range(50):
+            jobs.append(("pico", v, texts[k % len(texts)], "train", k)); k += 1
+    for v in ("alan", "bdl", "clb"):
+        for _ in range(100):
+            jobs.append(("rhvoice", v, texts[k % len(texts)], "train", k)); k += 1
     return jobs
 
 
@@ -344,7 +370,21 @@ def make_rirs(n, seed):
         h = np.pad(h, (0, RIR_SAMPLES - len(h)))
         rirs.append(h / (np.max(np.abs(h)) + 1e-9))
         rt60s.append(float(room.measure_rt60()[0, 0]))
-    return np.stack(rirs).astype(np.float16), rt60s
+    return mulaw_encode(np.stack(rirs)), rt60s
+
+
+def build_speech(index, rng, jobs):
+    speech, why = run_pool(_load_speech, speech_jobs(), jobs)
+    print("real speech screening:", why, flush=True)
+    tts, why = run_pool(_tts, tts_jobs(rng), jobs)
+    print("tts:", why, flush=True)
+    speech = join_short(speech + tts)
+    speech, minutes = cap(speech, rng)
+    print("speech minutes per source/split:", json.dumps(minutes, indent=1), flush=True)
+    for split in ("train", "val"):
+        write_split(speech, split, "speech", index)
+    index["speech_packages"] = SPEECH_PACKAGES
+    index["speech_minutes"] = minutes
 
 
 def build_noise(index, rng, jobs):
@@ -362,35 +402,29 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=os.cpu_count())
     args = ap.parse_args()
-    rng = random.Random(SEED)
     fetch_packages()
     OUT.mkdir(parents=True, exist_ok=True)
-    index = {}
-    if (OUT / "index.json").exists():
-        index = json.loads((OUT / "index.json").read_text())
-        if index.get("noise_packages", NOISE_PACKAGES[:3]) != NOISE_PACKAGES:
-            # the noise sources changed: rebuild only the noise splits (speech, TTS and
-            # rooms stay as they are, so earlier runs remain comparable on speech)
-            build_noise(index, rng, args.jobs)
-            (OUT / "index.json").write_text(json.dumps(index))
-    else:
-        speech, why = run_pool(_load_speech, speech_jobs(), args.jobs)
-        print("real speech screening:", why, flush=True)
-        tts, why = run_pool(_tts, tts_jobs(rng), args.jobs)
-        print("tts:", why, flush=True)
-        speech = join_short(speech + tts)
-        speech, minutes = cap(speech, rng)
-        print("speech minutes per source/split:", json.dumps(minutes, indent=1), flush=True)
-        for split in ("train", "val"):
-            write_split(speech, split, "speech", index)
-        build_noise(index, rng, args.jobs)
-        index["speech_minutes"] = minutes
+    index = json.loads((OUT / "index.json").read_text()) if (OUT / "index.json").exists() else {}
+    # Each part is rebuilt only when its sources changed (a corpus from before this was
+    # recorded used the first packages of each list), each from its own seeded generator,
+    # so a fresh build and an updated one give the same corpus.
+    if index.get("speech_packages", SPEECH_PACKAGES[:7]) != SPEECH_PACKAGES or "train_speech" not in index:
+        build_speech(index, random.Random(SEED), args.jobs)
+        (OUT / "index.json").write_text(json.dumps(index))
+    if index.get("noise_packages", NOISE_PACKAGES[:3]) != NOISE_PACKAGES or "train_noise" not in index:
+        build_noise(index, random.Random(SEED), args.jobs)
+        (OUT / "index.json").write_text(json.dumps(index))
+    if "rir_rt60_s" not in index:
         rir_tr, rt_tr = make_rirs(400, SEED)
         rir_va, rt_va = make_rirs(60, SEED + 1)
         np.save(OUT / "train_rirs.npy", rir_tr)
         np.save(OUT / "val_rirs.npy", rir_va)
         index["rir_rt60_s"] = {"train": rt_tr, "val": rt_va}
         (OUT / "index.json").write_text(json.dumps(index))
+    for split in ("train", "val"):
+        # corpora built before the switch store float16: the same rooms, re-coded
+        if np.load(OUT / f"{split}_rirs.npy", mmap_mode="r").dtype != np.int8:
+            np.save(OUT / f"{split}_rirs.npy", mulaw_encode(load_rirs(OUT / f"{split}_rirs.npy")))
     print("corpus ready in", OUT)
 
 
