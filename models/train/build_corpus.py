@@ -210,18 +210,6 @@ def _load_noise(job):
     return (x / (np.max(np.abs(x)) + 1e-9) * 0.5, src, name, split, sr // 2), "ok"
 
 
-def cap_noise(items, rng):
-    rng.shuffle(items)
-    used, out = {}, []
-    for it in items:
-        key = (it[1], it[3])
-        if used.get(key, 0) + len(it[0]) > NOISE_CAP_MIN * 60 * SR:
-            continue
-        used[key] = used.get(key, 0) + len(it[0])
-        out.append(it)
-    return out, {f"{k[0]}/{k[1]}": round(v / SR / 60, 1) for k, v in used.items()}
-
-
 TEXT_SOURCES = ["/usr/share/common-licenses/GPL-3", "/usr/share/common-licenses/Apache-2.0",
                 "/usr/share/common-licenses/MPL-2.0", "/usr/share/common-licenses/LGPL-3"]
 
@@ -321,12 +309,13 @@ def join_short(items, min_s=3.0, max_s=6.0):
     return out
 
 
-def cap(items, rng):
+def cap(items, rng, cap_min=CAP_MIN):
+    """At most `cap_min` minutes per (source, split), from a shuffled order."""
     rng.shuffle(items)
     used, out = {}, []
     for it in items:
         key = (it[1], it[3])
-        if used.get(key, 0) + len(it[0]) > CAP_MIN * 60 * SR:
+        if used.get(key, 0) + len(it[0]) > cap_min * 60 * SR:
             continue
         used[key] = used.get(key, 0) + len(it[0])
         out.append(it)
@@ -390,7 +379,7 @@ def build_speech(index, rng, jobs):
 def build_noise(index, rng, jobs):
     noise, why = run_pool(_load_noise, noise_jobs(), jobs)
     print("noise:", why, flush=True)
-    noise, minutes = cap_noise(noise, rng)
+    noise, minutes = cap(noise, rng, NOISE_CAP_MIN)
     print("noise minutes per source/split:", json.dumps(minutes, indent=1), flush=True)
     for split in ("train", "val"):
         write_split(noise, split, "noise", index)
