@@ -9,7 +9,7 @@ MODEL_CARD.md). Everything lands in models/train/cache/ (git-ignored):
   cache/corpus/         the corpus the trainer reads:
       {train,val}_speech.ogg   48 kHz mono Ogg/Opus, clips concatenated
       {train,val}_noise.ogg    48 kHz mono Ogg/Opus, clips concatenated
-      {train,val}_rirs.npy     simulated room impulse responses, int8 mu-law [N, RIR_SAMPLES]
+      {train,val}_rirs.npz     simulated room impulse responses, int8 mu-law [N, RIR_SAMPLES]
       index.json               clip boundaries, source, voice, bandwidth of each clip
 
 Opus keeps the corpus small enough (tens of MB) to carry to a GPU machine; its coding
@@ -34,7 +34,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from mixer import load_rirs, mulaw_encode
+from mixer import load_rirs, mulaw_encode, save_rirs
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / "cache"
@@ -406,14 +406,17 @@ def main():
     if "rir_rt60_s" not in index:
         rir_tr, rt_tr = make_rirs(400, SEED)
         rir_va, rt_va = make_rirs(60, SEED + 1)
-        np.save(OUT / "train_rirs.npy", rir_tr)
-        np.save(OUT / "val_rirs.npy", rir_va)
+        save_rirs(OUT, "train", rir_tr)
+        save_rirs(OUT, "val", rir_va)
         index["rir_rt60_s"] = {"train": rt_tr, "val": rt_va}
         (OUT / "index.json").write_text(json.dumps(index))
     for split in ("train", "val"):
-        # corpora built before the switch store float16: the same rooms, re-coded
-        if np.load(OUT / f"{split}_rirs.npy", mmap_mode="r").dtype != np.int8:
-            np.save(OUT / f"{split}_rirs.npy", mulaw_encode(load_rirs(OUT / f"{split}_rirs.npy")))
+        # older corpora stored the same rooms as .npy (float16): re-coded, not re-simulated
+        old = OUT / f"{split}_rirs.npy"
+        if old.exists():
+            if not (OUT / f"{split}_rirs.npz").exists():
+                save_rirs(OUT, split, mulaw_encode(load_rirs(OUT, split)))
+            old.unlink()
     print("corpus ready in", OUT)
 
 
