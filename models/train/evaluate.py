@@ -230,10 +230,11 @@ def postfilter(g, beta):
     return np.clip((1 + beta) * g / (1 + beta / s2), 0.0, 1.0)
 
 
-def run_uncertainty_softening(src, dst, model_path, alpha, limit_db=30.0, u_range=None, pf_beta=0.0):
+def run_uncertainty_softening(src, dst, model_path, alpha, limit_db=30.0, u_range=None, pf_beta=0.0, expand=0.0):
     """Our model with gains softened where the posterior is unsure: g' = g ** (1 - a*u_n),
     u_n = the frame's uncertainty scaled to [0, 1] over the file, or, with `u_range`, by
-    fixed constants (causal); with `pf_beta` > 0, post-filtered first (see `postfilter`).
+    fixed constants (causal); with `pf_beta` > 0, post-filtered first (see `postfilter`);
+    with `expand` = k > 0, high gains raised: g' = g ** (1 - k g) (low gains barely move).
     Python reference of the same STFT as the Rust code."""
     import onnxruntime as ort
     from vae import HOP, N_FFT, sqrt_hann
@@ -252,6 +253,8 @@ def run_uncertainty_softening(src, dst, model_path, alpha, limit_db=30.0, u_rang
         g = outs["gains"][0]
         if pf_beta > 0:
             g = postfilter(g, pf_beta)
+        if expand > 0:
+            g = np.clip(g, 1e-6, 1.0) ** (1 - expand * g)
         u = outs["uncertainty"][0]
         lo, hi = u_range if u_range else (u.min(), u.max())
         un = np.clip((u - lo) / (hi - lo + 1e-9), 0.0, 1.0)
@@ -308,6 +311,8 @@ def main():
                     help="attenuation limits (dB) of the plain model the uncertainty experiment is compared with")
     ap.add_argument("--pf-betas", type=float, nargs="*", default=[0.02, 0.05, 0.1],
                     help="post-filter strengths of the denoised_postfilter experiment")
+    ap.add_argument("--expand", type=float, nargs="*", default=[0.3, 0.6],
+                    help="strengths k of the denoised_expand experiment, g' = g ** (1 - k g)")
     ap.add_argument("--clean-args", default="", help="extra arguments for `denoised clean`, e.g. '--attenuation-limit-db 20'")
     ap.add_argument("--systems", default="noisy,rnnoise,denoised,denoised_after_5s,denoised_stream,denoised_uncertainty")
     args = ap.parse_args()
@@ -349,6 +354,10 @@ def main():
             dirs[f"postfilter_{beta:g}"] = EVAL / f"out_postfilter_{beta:g}"
             run_uncertainty_softening(EVAL / "noisy", dirs[f"postfilter_{beta:g}"], args.model, alpha=0.0,
                                       pf_beta=beta)
+    if "denoised_expand" in systems:
+        for k in args.expand:
+            dirs[f"expand_{k:g}"] = EVAL / f"out_expand_{k:g}"
+            run_uncertainty_softening(EVAL / "noisy", dirs[f"expand_{k:g}"], args.model, alpha=0.0, expand=k)
     results = {}
     for name, d in dirs.items():
         rows = []
