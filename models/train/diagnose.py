@@ -25,7 +25,7 @@ EDGES_HZ = [0, 150, 300, 600, 1200, 2400, 4000, 6000, 8000, 12000, 24000]
 def clean_through(model):
     from pesq import pesq
     src, dst = ev.EVAL / "clean", Path("/tmp/denoised_diag_clean")
-    ev.run_uncertainty_softening(src, dst, model, alpha=0.0)
+    ev.run_reference(src, dst, model, alpha=0.0)
     ps, ss, lv = [], [], []
     for f in sorted(src.glob("*.wav")):
         c, _ = sf.read(f)

@@ -230,12 +230,12 @@ def postfilter(g, beta):
     return np.clip((1 + beta) * g / (1 + beta / s2), 0.0, 1.0)
 
 
-def run_uncertainty_softening(src, dst, model_path, alpha, limit_db=30.0, u_range=None, pf_beta=0.0, expand=0.0):
-    """Our model with gains softened where the posterior is unsure: g' = g ** (1 - a*u_n),
+def run_reference(src, dst, model_path, alpha, limit_db=30.0, u_range=None, pf_beta=0.0, expand=0.0):
+    """The Python reference of the Rust STFT path, with the gain experiments: softened where
+    the posterior is unsure (alpha > 0): g' = g ** (1 - a*u_n),
     u_n = the frame's uncertainty scaled to [0, 1] over the file, or, with `u_range`, by
     fixed constants (causal); with `pf_beta` > 0, post-filtered first (see `postfilter`);
-    with `expand` = k > 0, high gains raised: g' = g ** (1 - k g) (low gains barely move).
-    Python reference of the same STFT as the Rust code."""
+    with `expand` = k > 0, high gains raised: g' = g ** (1 - k g) (low gains barely move)."""
     import onnxruntime as ort
     from vae import HOP, N_FFT, sqrt_hann
     dst.mkdir(parents=True, exist_ok=True)
@@ -336,28 +336,28 @@ def main():
         run_as_one_stream(EVAL / "noisy", dirs["denoised_stream"], args.model, meta)
     if "denoised_uncertainty" in systems:
         dirs["denoised_uncertainty"] = EVAL / "out_denoised_unc"
-        run_uncertainty_softening(EVAL / "noisy", dirs["denoised_uncertainty"], args.model, alpha=0.5)
+        run_reference(EVAL / "noisy", dirs["denoised_uncertainty"], args.model, alpha=0.5)
         if "denoised_uncertainty_causal" in systems:
             rng = uncertainty_range(args.model)
             print(f"uncertainty range from training mixtures (5th, 95th percentile): {rng}")
             dirs["denoised_uncertainty_causal"] = EVAL / "out_denoised_unc_causal"
-            run_uncertainty_softening(EVAL / "noisy", dirs["denoised_uncertainty_causal"], args.model, alpha=0.5,
+            run_reference(EVAL / "noisy", dirs["denoised_uncertainty_causal"], args.model, alpha=0.5,
                                       u_range=rng)
         # the same Python path without softening at several attenuation limits: softening
         # removes less noise, so it is judged against the plain model that removes as much
         for lim in args.unc_limits:
             dirs[f"plain_limit_{lim:g}dB"] = EVAL / f"out_plain_{lim:g}"
-            run_uncertainty_softening(EVAL / "noisy", dirs[f"plain_limit_{lim:g}dB"], args.model, alpha=0.0,
+            run_reference(EVAL / "noisy", dirs[f"plain_limit_{lim:g}dB"], args.model, alpha=0.0,
                                       limit_db=lim)
     if "denoised_postfilter" in systems:
         for beta in args.pf_betas:
             dirs[f"postfilter_{beta:g}"] = EVAL / f"out_postfilter_{beta:g}"
-            run_uncertainty_softening(EVAL / "noisy", dirs[f"postfilter_{beta:g}"], args.model, alpha=0.0,
+            run_reference(EVAL / "noisy", dirs[f"postfilter_{beta:g}"], args.model, alpha=0.0,
                                       pf_beta=beta)
     if "denoised_expand" in systems:
         for k in args.expand:
             dirs[f"expand_{k:g}"] = EVAL / f"out_expand_{k:g}"
-            run_uncertainty_softening(EVAL / "noisy", dirs[f"expand_{k:g}"], args.model, alpha=0.0, expand=k)
+            run_reference(EVAL / "noisy", dirs[f"expand_{k:g}"], args.model, alpha=0.0, expand=k)
     results = {}
     for name, d in dirs.items():
         rows = []
