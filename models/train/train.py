@@ -24,8 +24,9 @@ import mixer
 from vae import HOP, N_FFT, VaeDenoiser, sqrt_hann
 
 HERE = Path(__file__).resolve().parent
-ASYM_WEIGHT = 1.0
+ASYM_WEIGHT = 1.0  # defaults of --asym-weight and --onset-weight
 ONSET_WEIGHT = 4.0  # extra weight of speech removed in the first 50 ms of each word
+PESQ_BAND_HZ = 8000  # --hf-weight scales the loss above this (PESQ-WB and STOI stop here)
 P_RESET = 0.25  # share of batch rows whose recurrent state is reset between steps
 
 
@@ -58,27 +59,39 @@ def onset_frames(S):
     return F.max_pool1d(F.pad(start[:, None], (4, 0)), 5, 1)[:, 0].clamp(max=1.0)
 
 
-def spec_loss(Y, S, c=0.3):
+def freq_weights(bins, hf_weight, device):
+    """[bins] loss weight per frequency bin, mean 1: 1 up to PESQ_BAND_HZ and hf_weight
+    above, before normalising. The bins above 8 kHz are two thirds of a 48 kHz spectrum; with
+    equal weights they take two thirds of the loss, though speech puts little there and the
+    ear (and PESQ-WB) weighs it less. hf_weight 1 gives the plain mean."""
+    f_hz = torch.linspace(0, mixer.SR / 2, bins, device=device)
+    w = torch.where(f_hz <= PESQ_BAND_HZ, 1.0, hf_weight)
+    return w / w.mean()
+
+
+def spec_loss(Y, S, c=0.3, asym_weight=ASYM_WEIGHT, onset_weight=ONSET_WEIGHT, hf_weight=1.0):
+    w = freq_weights(Y.shape[-1], hf_weight, Y.device)
     ym, sm = mag(Y), mag(S)
     ycm, scm = ym**c, sm**c
-    l_mag = F.mse_loss(ycm, scm)
-    cplx = F.mse_loss(torch.view_as_real(Y / ym * ycm), torch.view_as_real(S / sm * scm))
+    l_mag = ((ycm - scm).pow(2) * w).mean()
+    cplx = (torch.view_as_real(Y / ym * ycm - S / sm * scm).pow(2) * w[:, None]).mean()
     # asymmetric term: removing speech costs more than leaving noise (protects word onsets
     # and weak consonants, which a causal model otherwise learns to clip), and more again
     # in the first 50 ms of a word, where a causal model has the least evidence
-    under = torch.relu(scm - ycm).pow(2)
+    under = torch.relu(scm - ycm).pow(2) * w
     asym = under.mean()
     onset = (under.mean(-1) * onset_frames(S)).mean()
-    return l_mag + cplx + ASYM_WEIGHT * asym + ONSET_WEIGHT * onset
+    return l_mag + cplx + asym_weight * asym + onset_weight * onset
 
 
-def mrstft_loss(y, s):
+def mrstft_loss(y, s, hf_weight=1.0):
     loss = 0.0
     for n, h in ((256, 64), (512, 128), (2048, 512)):
-        w = torch.hann_window(n, device=y.device)
-        Y = mag(torch.stft(y, n, h, window=w, return_complex=True))
-        S = mag(torch.stft(s, n, h, window=w, return_complex=True))
-        loss = loss + (Y**0.3 - S**0.3).abs().mean()
+        win = torch.hann_window(n, device=y.device)
+        fw = freq_weights(n // 2 + 1, hf_weight, y.device)[:, None]  # stft is [B, F, T]
+        Y = mag(torch.stft(y, n, h, window=win, return_complex=True))
+        S = mag(torch.stft(s, n, h, window=win, return_complex=True))
+        loss = loss + ((Y**0.3 - S**0.3).abs() * fw).mean()
     return loss / 3
 
 
@@ -117,14 +130,16 @@ def carry_state(state, gen):
     return out
 
 
-def losses(model, noisy, clean, win, beta, sample=True, state=None):
+def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None):
+    """weights: dict(asym_weight, onset_weight, hf_weight) for spec_loss (defaults if None)."""
+    weights = weights or {}
     X, S = stft(noisy, win), stft(clean, win)
     gains, prob, mu, logvar, nxt = run_model(model, X, sample, state)
     Y = X * gains
     y = istft(Y, win)
     s = istft(S, win)
-    l_spec = spec_loss(Y, S)
-    l_mr = mrstft_loss(y, s)
+    l_spec = spec_loss(Y, S, **weights)
+    l_mr = mrstft_loss(y, s, weights.get("hf_weight", 1.0))
     l_vad = F.binary_cross_entropy(prob.clamp(1e-6, 1 - 1e-6), vad_labels(S))
     kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
     total = l_spec + l_mr + 0.05 * l_vad + beta * kl
@@ -151,6 +166,10 @@ def main():
                          "validate the checkpoint here afterwards with --eval-only)")
     ap.add_argument("--stateful", action="store_true", help="carry the recurrent state between steps (see carry_state)")
     ap.add_argument("--eval-only", action="store_true", help="print the validation figures of --init or the run's checkpoint, train nothing")
+    ap.add_argument("--asym-weight", type=float, default=ASYM_WEIGHT, help="weight of removed speech (see spec_loss)")
+    ap.add_argument("--onset-weight", type=float, default=ONSET_WEIGHT, help="extra weight of speech removed at word onsets")
+    ap.add_argument("--hf-weight", type=float, default=1.0, help=f"loss weight above {PESQ_BAND_HZ} Hz relative to below (see freq_weights)")
+    ap.add_argument("--model-copy", default=None, help="also write the weights alone (no optimiser) here at every save")
     ap.add_argument("--init", default=None, help="warm-start from a checkpoint (tensors of matching shape)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -200,6 +219,7 @@ def main():
         vl, imp = validate(model, vbatch, win, args.beta)
         print("VAL", json.dumps(dict(step=step, val_loss=vl, val_si_sdr_gain_db=imp)), flush=True)
         return
+    weights = dict(asym_weight=args.asym_weight, onset_weight=args.onset_weight, hf_weight=args.hf_weight)
     log = open(run / "log.jsonl", "a")
     t0 = time.time()
     state = None
@@ -212,7 +232,7 @@ def main():
         model.train()
         with torch.no_grad():
             noisy, clean, _ = mixer.make_batch(train, args.batch, L, gen)
-        loss, parts, _, nxt = losses(model, noisy, clean, win, beta, state=state)
+        loss, parts, _, nxt = losses(model, noisy, clean, win, beta, state=state, weights=weights)
         if args.stateful:
             state = carry_state(nxt, gen)
         opt.zero_grad(set_to_none=True)
@@ -231,8 +251,8 @@ def main():
                 print("VAL", json.dumps(rec), flush=True)
             log.write(json.dumps(rec) + "\n")
             log.flush()
-            save(model, opt, step, used_s + time.time() - t0, run)
-    save(model, opt, step, used_s + time.time() - t0, run)
+            save(model, opt, step, used_s + time.time() - t0, run, args.model_copy)
+    save(model, opt, step, used_s + time.time() - t0, run, args.model_copy)
     print(f"done: step {step}", flush=True)
 
 
@@ -251,10 +271,14 @@ def validate(model, vbatch, win, beta):
     return vl, torch.cat(imp).mean().item()
 
 
-def save(model, opt, step, used_s, run):
+def save(model, opt, step, used_s, run, model_copy=None):
     tmp = run / "last.pt.tmp"
     torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, used_s=used_s), tmp)
     os.replace(tmp, run / "last.pt")
+    if model_copy:  # small enough to come back from a lent machine (its files are capped)
+        tmp = Path(model_copy + ".tmp")
+        torch.save(dict(model=model.state_dict(), step=step, used_s=used_s), tmp)
+        os.replace(tmp, model_copy)
 
 
 if __name__ == "__main__":
