@@ -110,7 +110,7 @@ def main():
     args = ap.parse_args()
     model = VaeDenoiser()
     st = torch.load(args.ckpt, map_location="cpu")
-    model.load_state_dict(st["model"])
+    vae.load_weights(model, st["model"])
     model.eval()
     n_params = sum(p.numel() for p in model.parameters())
     meta = contract_meta({
