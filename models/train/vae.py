@@ -10,13 +10,16 @@ Signal path, per 10 ms hop (481 STFT bins at 48 kHz):
   -> z (sampled while training, the mean at inference)
   -> decoder GRU (input: z and the conv features, a conditional VAE) -> per-bin gains in [0, 1] (481) and a speech probability.
 
-The gain of bin k is sigmoid(b_k + s_k * (log P_k - log N_k)): b_k comes from the decoder
-state, as does a noise floor N in 40 bands (spread to the bins by the band triangles), while
-P_k is the noisy power of bin k itself and s_k a learned slope per bin. The decoder state is
-256 numbers; without that last term it must redraw the fine harmonic pattern of every frame
-to put the gains between the harmonics, with it the frame's own spectrum supplies the detail
-(a learned Wiener-like rule on the local SNR). The slopes start at zero, so a checkpoint
-trained without the term loads as the same model.
+The gain of bin k is sigmoid(b_k + a_k * (log P_k - log E_k)): P_k is the noisy power of
+bin k, E_k the smooth envelope of the same frame (its 40 band energies spread back over the
+bins), so the last factor is how far bin k stands above or below its neighbourhood: a
+harmonic peak or the valley between two. b (481 values) and a (40 bands, spread to the bins)
+come from the decoder state. The decoder state is 256 numbers; without that term it must
+redraw the fine harmonic pattern of every frame to put its gains between the harmonics
+(where the noise is in voiced speech), with it the frame's own spectrum supplies the detail
+and the decoder decides per band and frame how strongly to follow it (a learned comb filter,
+the job RNNoise gives its pitch filter). The a-head starts at zero, so a checkpoint trained
+without the term loads as the same model.
 """
 import math
 
@@ -34,7 +37,7 @@ CONV_CH = 128
 HIDDEN = 256
 LATENT = 64
 CONV_K = 3
-SLOPE_SCALE = 10.0  # the local-SNR slopes are stored / 10: Adam moves them 10x faster than the other weights
+SLOPE_SCALE = 10.0  # the peak-emphasis head's output is scaled up: Adam moves it 10x faster than the other weights
 
 
 def band_matrix(n_bands=N_BANDS, bins=BINS, sr=SR):
@@ -82,18 +85,17 @@ class VaeDenoiser(nn.Module):
         self.gain = nn.Linear(HIDDEN, BINS)
         self.vad = nn.Linear(HIDDEN, 1)
         nn.init.constant_(self.gain.bias, 2.0)  # start near pass-through (sigmoid(2) = 0.88)
-        # local-SNR term (see the module docstring): log10 noise floor per band, slope per bin
-        self.noise_floor = nn.Linear(HIDDEN, N_BANDS)
-        nn.init.zeros_(self.noise_floor.weight)
-        nn.init.constant_(self.noise_floor.bias, -4.0)
-        self.snr_slope = nn.Parameter(torch.zeros(BINS))
-        spread = band_matrix().T  # [bands, bins]: each bin's share of each band, rows per bin sum to 1
+        # peak-emphasis term (see the module docstring): a slope per band and frame
+        self.peak_slope = nn.Linear(HIDDEN, N_BANDS)
+        nn.init.zeros_(self.peak_slope.weight)
+        nn.init.zeros_(self.peak_slope.bias)
+        spread = band_matrix().T  # [bands, bins]: each bin's share of each band, per bin summing to 1
         spread = spread / (spread.sum(axis=0, keepdims=True) + 1e-9)
         self.register_buffer("spread", torch.from_numpy(spread.astype(np.float32)))
 
     # tensors added after the first checkpoints; loading an older one leaves them at their
     # initial values, which reproduce that model exactly
-    NEW_TENSORS = ("noise_floor.weight", "noise_floor.bias", "snr_slope", "spread")
+    NEW_TENSORS = ("peak_slope.weight", "peak_slope.bias", "spread")
 
     @staticmethod
     def initial_state(batch=1, device="cpu"):
@@ -104,14 +106,15 @@ class VaeDenoiser(nn.Module):
             torch.zeros(1, batch, HIDDEN, device=device),
         ]
 
-    def features(self, power):  # power [B, T, BINS]
-        band_db = torch.log10(power @ self.bands + 1e-9)  # ~[-9, 3]
+    def features(self, power, band_power):  # power [B, T, BINS], band_power [B, T, N_BANDS]
+        band_db = torch.log10(band_power + 1e-9)  # ~[-9, 3]
         fine = (power[..., :FINE_BINS] + 1e-12) ** 0.15  # |X|^0.3
         return torch.cat([(band_db + 4.0) / 4.0, fine], dim=-1)
 
     def forward(self, spec, s0, s1, s2, s3, sample=False):  # spec [B, T, BINS, 2]
         power = spec[..., 0] ** 2 + spec[..., 1] ** 2
-        f = torch.relu(self.inp(self.features(power))).transpose(1, 2)  # [B, C, T]
+        band_power = power @ self.bands
+        f = torch.relu(self.inp(self.features(power, band_power))).transpose(1, 2)  # [B, C, T]
         h, n0 = self.conv1(f, s0)
         h = torch.relu(h)
         h, n1 = self.conv2(h, s1)
@@ -120,8 +123,9 @@ class VaeDenoiser(nn.Module):
         mu, logvar = self.mu(e), self.logvar(e).clamp(-12.0, 6.0)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
         d, n3 = self.dec(torch.cat([z, h], dim=-1), s3)
-        local_snr = torch.log10(power + 1e-9) - self.noise_floor(d) @ self.spread
-        gains = torch.sigmoid(self.gain(d) + SLOPE_SCALE * self.snr_slope * local_snr)
+        peak = torch.log10(power + 1e-9) - torch.log10(band_power @ self.spread + 1e-9)
+        slope = SLOPE_SCALE * (self.peak_slope(d) @ self.spread)
+        gains = torch.sigmoid(self.gain(d) + slope * peak)
         speech_prob = torch.sigmoid(self.vad(d))[..., 0]
         # per-frame posterior uncertainty: mean posterior std over the latent dims
         uncertainty = torch.exp(0.5 * logvar).mean(dim=-1)
@@ -129,7 +133,7 @@ class VaeDenoiser(nn.Module):
 
 
 def load_weights(model, state_dict):
-    """Load a checkpoint's weights; one older than the local-SNR term may lack only
+    """Load a checkpoint's weights; one older than the peak-emphasis term may lack only
     VaeDenoiser.NEW_TENSORS, which then keep their pass-through initial values."""
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
     bad = [k for k in missing if k not in VaeDenoiser.NEW_TENSORS] + list(unexpected)
@@ -146,5 +150,5 @@ def count_macs_per_frame(model):
     macs += 2 * HIDDEN * LATENT
     macs += 3 * ((LATENT + CONV_CH) * HIDDEN + HIDDEN * HIDDEN)
     macs += HIDDEN * (BINS + 1)
-    macs += HIDDEN * N_BANDS + N_BANDS * BINS + BINS  # local-SNR term
+    macs += HIDDEN * N_BANDS + 2 * N_BANDS * BINS  # peak-emphasis term
     return macs
