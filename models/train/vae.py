@@ -18,8 +18,10 @@ come from the decoder state. The decoder state is 256 numbers; without that term
 redraw the fine harmonic pattern of every frame to put its gains between the harmonics
 (where the noise is in voiced speech), with it the frame's own spectrum supplies the detail
 and the decoder decides per band and frame how strongly to follow it (a learned comb filter,
-the job RNNoise gives its pitch filter). The a-head starts at zero, so a checkpoint trained
-without the term loads as the same model.
+the job RNNoise gives its pitch filter). The term is optional (VaeDenoiser(peak_emphasis=True),
+train.py --peak-emphasis): measured in run cpu_v8 (models/MODEL_CARD.md), it did not raise
+PESQ-WB, and the shipped model is built without it. The a-head starts at zero, so a
+checkpoint trained without the term loads into a model with it as the same model.
 """
 import math
 
@@ -71,8 +73,9 @@ class CausalConv(nn.Module):
 
 
 class VaeDenoiser(nn.Module):
-    def __init__(self):
+    def __init__(self, peak_emphasis=False):
         super().__init__()
+        self.peak_emphasis = peak_emphasis
         self.register_buffer("bands", torch.from_numpy(band_matrix()))
         self.inp = nn.Linear(N_BANDS + FINE_BINS, CONV_CH)
         self.conv1 = CausalConv(CONV_CH, CONV_CH)
@@ -85,6 +88,10 @@ class VaeDenoiser(nn.Module):
         self.gain = nn.Linear(HIDDEN, BINS)
         self.vad = nn.Linear(HIDDEN, 1)
         nn.init.constant_(self.gain.bias, 2.0)  # start near pass-through (sigmoid(2) = 0.88)
+        if peak_emphasis:
+            self._add_peak_emphasis()
+
+    def _add_peak_emphasis(self):
         # peak-emphasis term (see the module docstring): a slope per band and frame
         self.peak_slope = nn.Linear(HIDDEN, N_BANDS)
         nn.init.zeros_(self.peak_slope.weight)
@@ -123,9 +130,11 @@ class VaeDenoiser(nn.Module):
         mu, logvar = self.mu(e), self.logvar(e).clamp(-12.0, 6.0)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
         d, n3 = self.dec(torch.cat([z, h], dim=-1), s3)
-        peak = torch.log10(power + 1e-9) - torch.log10(band_power @ self.spread + 1e-9)
-        slope = SLOPE_SCALE * (self.peak_slope(d) @ self.spread)
-        gains = torch.sigmoid(self.gain(d) + slope * peak)
+        logits = self.gain(d)
+        if self.peak_emphasis:
+            peak = torch.log10(power + 1e-9) - torch.log10(band_power @ self.spread + 1e-9)
+            logits = logits + SLOPE_SCALE * (self.peak_slope(d) @ self.spread) * peak
+        gains = torch.sigmoid(logits)
         speech_prob = torch.sigmoid(self.vad(d))[..., 0]
         # per-frame posterior uncertainty: mean posterior std over the latent dims
         uncertainty = torch.exp(0.5 * logvar).mean(dim=-1)
@@ -150,5 +159,6 @@ def count_macs_per_frame(model):
     macs += 2 * HIDDEN * LATENT
     macs += 3 * ((LATENT + CONV_CH) * HIDDEN + HIDDEN * HIDDEN)
     macs += HIDDEN * (BINS + 1)
-    macs += HIDDEN * N_BANDS + 2 * N_BANDS * BINS  # peak-emphasis term
+    if model.peak_emphasis:
+        macs += HIDDEN * N_BANDS + 2 * N_BANDS * BINS
     return macs
