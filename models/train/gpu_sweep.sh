@@ -4,7 +4,8 @@
 # small GRU run leaves most of an H100 idle, so a call is better spent comparing a few
 # settings than on one run; the winners are chosen here, with evaluate.py, not on the GPU.
 #   ./gpu_sweep.sh "NAME:EXTRA TRAIN ARGS" ...   e.g. "base:" "hf03:--hf-weight 0.3"
-#   env: MINUTES (8), LR (5e-4), INIT (checkpoint), BATCH (128), STATEFUL (1), DEVICE (cuda)
+#   env: MINUTES (8), LR (5e-4), INIT (checkpoint), BATCH (128), STATEFUL (set: carry the
+#   recurrent state), EVAL_EVERY (400), DEVICE (cuda; cpu for a smoke test)
 # Each run's weights come back as $OUT/NAME/model.pt (the optimiser state stays behind: the
 # device returns at most 16 MiB a file), with its log as $OUT/NAME/train.log.
 set -euo pipefail
