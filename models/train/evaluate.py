@@ -37,13 +37,14 @@ NOISE_KINDS = ["real", "white", "pink", "hum", "fan", "clicks", "music", "babble
 SYNTH_INDEX = {"white": 0, "pink": 1, "hum": 3, "fan": 4, "clicks": 5, "music": 6, "babble": 7}
 
 
-def build_set(n, seconds, seed=2024):
-    """Fixed mixtures from the validation split: clean/NNN.wav, noisy/NNN.wav, meta.json."""
+def build_set(n, seconds, seed=2024, split="val"):
+    """Fixed mixtures from the validation split (or, to tell under-fitting from
+    over-fitting, the training split): clean/NNN.wav, noisy/NNN.wav, meta.json."""
     if (EVAL / "meta.json").exists():
         return json.loads((EVAL / "meta.json").read_text())
     (EVAL / "clean").mkdir(parents=True, exist_ok=True)
     (EVAL / "noisy").mkdir(parents=True, exist_ok=True)
-    corpus = mixer.Corpus(HERE / "cache" / "corpus", "val", "cpu")
+    corpus = mixer.Corpus(HERE / "cache" / "corpus", split, "cpu")
     gen = torch.Generator().manual_seed(seed)
     L = int(seconds * SR)
     meta = []
@@ -306,7 +307,10 @@ def main():
     ap.add_argument("--n", type=int, default=80)
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--model", default=str(ROOT / "models" / "denoiser.onnx"))
-    ap.add_argument("--out", default=str(EVAL / "results.json"))
+    ap.add_argument("--out", default=None, help="results file (default: results.json in the set's folder)")
+    ap.add_argument("--split", choices=["val", "train"], default="val",
+                    help="train: the same kind of set from training voices and noises, in cache/eval_train "
+                         "(do the figures rise there? then the model over-fits; if not, it under-fits)")
     ap.add_argument("--unc-limits", type=float, nargs="*", default=[12.0, 18.0, 24.0],
                     help="attenuation limits (dB) of the plain model the uncertainty experiment is compared with")
     ap.add_argument("--pf-betas", type=float, nargs="*", default=[0.02, 0.05, 0.1],
@@ -316,7 +320,11 @@ def main():
     ap.add_argument("--clean-args", default="", help="extra arguments for `denoised clean`, e.g. '--attenuation-limit-db 20'")
     ap.add_argument("--systems", default="noisy,rnnoise,denoised,denoised_after_5s,denoised_stream,denoised_uncertainty")
     args = ap.parse_args()
-    meta = build_set(args.n, args.seconds)
+    global EVAL
+    if args.split == "train":
+        EVAL = HERE / "cache" / "eval_train"
+    args.out = args.out or str(EVAL / "results.json")
+    meta = build_set(args.n, args.seconds, split=args.split)
     systems = args.systems.split(",")
     dirs = {"noisy": EVAL / "noisy"}
     timings = {}
