@@ -100,8 +100,8 @@ class VaeDenoiser(nn.Module):
         spread = spread / (spread.sum(axis=0, keepdims=True) + 1e-9)
         self.register_buffer("spread", torch.from_numpy(spread.astype(np.float32)))
 
-    # tensors added after the first checkpoints; loading an older one leaves them at their
-    # initial values, which reproduce that model exactly
+    # the peak-emphasis term's tensors: a checkpoint without them (every shipped one) loads
+    # into a model with the term and leaves them at their initial values, the same model
     NEW_TENSORS = ("peak_slope.weight", "peak_slope.bias", "spread")
 
     @staticmethod
