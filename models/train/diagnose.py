@@ -73,35 +73,22 @@ def band_levels(systems):
 
 
 def oracle():
-    from vae import band_matrix, N_FFT, HOP
-    win = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT))
+    from vae import band_matrix
     bands = band_matrix()  # [bins, 40], columns sum to 1
-
-    def spec(x):
-        n = (len(x) - N_FFT) // HOP + 1
-        idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n)[:, None]
-        return np.fft.rfft(x[idx] * win, axis=-1)
-
-    def resynth(Y, length):
-        frames = np.fft.irfft(Y, n=N_FFT, axis=-1) * win
-        y = np.zeros(length)
-        for t, fr in enumerate(frames):
-            y[t * HOP:t * HOP + N_FFT] += fr
-        return y
 
     meta = json.loads((ev.EVAL / "meta.json").read_text())
     rows = {"per-bin ideal gain": [], "40-band ideal gain": []}
     for it in meta:
         c, _ = sf.read(ev.EVAL / "clean" / it["file"])
         x, _ = sf.read(ev.EVAL / "noisy" / it["file"])
-        X, S = spec(x), spec(c)
+        X, S = ev.analyse(x), ev.analyse(c)
         g = np.minimum(1.0, np.abs(S) / (np.abs(X) + 1e-12))
         # band gains: the ideal gain of each band's energy, spread back with the same triangles
         eb_s, eb_x = (np.abs(S) ** 2) @ bands, (np.abs(X) ** 2) @ bands
         gb = np.minimum(1.0, np.sqrt(eb_s / (eb_x + 1e-12)))
         g_band = gb @ (bands / (bands.sum(axis=1, keepdims=True) + 1e-12)).T
         for name, gain in (("per-bin ideal gain", g), ("40-band ideal gain", g_band)):
-            rows[name].append(ev.metrics(resynth(X * gain, len(x)), c, x))
+            rows[name].append(ev.metrics(ev.synthesise(X * gain, len(x)), c, x))
     for name, r in rows.items():
         ons = [o for m in r for o in m["onsets"]]
         print(f"{name}: PESQ-WB {np.nanmean([m['pesq_wb'] for m in r]):.2f}, STOI {np.mean([m['stoi'] for m in r]):.3f}, "

@@ -231,6 +231,26 @@ def postfilter(g, beta):
     return np.clip((1 + beta) * g / (1 + beta / s2), 0.0, 1.0)
 
 
+def analyse(x):
+    """The Rust STFT of a whole signal in numpy: [T, BINS] complex, with the stream's
+    latency padding in front and enough at the end to flush every sample (see synthesise)."""
+    from vae import HOP, N_FFT, sqrt_hann
+    win = sqrt_hann().numpy()
+    n_hops = -(-(len(x) + N_FFT - HOP) // HOP)
+    xp = np.concatenate([np.zeros(N_FFT - HOP, np.float32), x, np.zeros(n_hops * HOP - len(x), np.float32)])
+    return np.fft.rfft(np.stack([xp[t * HOP: t * HOP + N_FFT] * win for t in range(n_hops)]), axis=-1)
+
+
+def synthesise(Y, length):
+    """Overlap-add of analyse()'s frames, latency removed: synthesise(analyse(x), len(x)) == x."""
+    from vae import HOP, N_FFT, sqrt_hann
+    y = np.fft.irfft(Y, n=N_FFT, axis=-1) * sqrt_hann().numpy()
+    out = np.zeros(len(Y) * HOP + N_FFT, np.float32)
+    for t in range(len(Y)):
+        out[t * HOP: t * HOP + N_FFT] += y[t]
+    return out[N_FFT - HOP: N_FFT - HOP + length]
+
+
 def run_reference(src, dst, model_path, alpha, limit_db=30.0, u_range=None, pf_beta=0.0, expand=0.0):
     """The Python reference of the Rust STFT path, with the gain experiments: softened where
     the posterior is unsure (alpha > 0): g' = g ** (1 - a*u_n),
@@ -238,18 +258,12 @@ def run_reference(src, dst, model_path, alpha, limit_db=30.0, u_range=None, pf_b
     fixed constants (causal); with `pf_beta` > 0, post-filtered first (see `postfilter`);
     with `expand` = k > 0, high gains raised: g' = g ** (1 - k g) (low gains barely move)."""
     import onnxruntime as ort
-    from vae import HOP, N_FFT, sqrt_hann
     dst.mkdir(parents=True, exist_ok=True)
     sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    win = sqrt_hann().numpy()
     floor = 10 ** (-limit_db / 20)
     for f in sorted(src.glob("*.wav")):
         x, sr = sf.read(f, dtype="float32")
-        lat = N_FFT - HOP
-        n_hops = -(-(len(x) + lat) // HOP)
-        xp = np.concatenate([np.zeros(N_FFT - HOP, np.float32), x, np.zeros(n_hops * HOP - len(x), np.float32)])
-        frames = np.stack([xp[t * HOP: t * HOP + N_FFT] * win for t in range(n_hops)])
-        X = np.fft.rfft(frames, axis=-1)
+        X = analyse(x)
         outs = model_outputs(sess, np.stack([X.real, X.imag], -1)[None])
         g = outs["gains"][0]
         if pf_beta > 0:
@@ -260,12 +274,7 @@ def run_reference(src, dst, model_path, alpha, limit_db=30.0, u_range=None, pf_b
         lo, hi = u_range if u_range else (u.min(), u.max())
         un = np.clip((u - lo) / (hi - lo + 1e-9), 0.0, 1.0)
         g = np.clip(g, floor, 1.0) ** (1 - alpha * un[:, None])
-        Y = X * g
-        y = np.fft.irfft(Y, n=N_FFT, axis=-1) * win
-        out = np.zeros(n_hops * HOP + N_FFT, np.float32)
-        for t in range(n_hops):
-            out[t * HOP: t * HOP + N_FFT] += y[t]
-        y = out[N_FFT - HOP: N_FFT - HOP + len(x)]
+        y = synthesise(X * g, len(x))
         sf.write(dst / f.name, y.astype(np.float32), sr, subtype="FLOAT")
 
 
