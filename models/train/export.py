@@ -38,7 +38,7 @@ def export(model, out_path, meta):
     w = Exported(model)
     T = 7
     spec = torch.randn(1, T, BINS, 2)
-    states = VaeDenoiser.initial_state(1)
+    states = model.initial_state(1)
     in_names = ["spec"] + [f"state_in_{n}" for n in STATE_NAMES]
     out_names = ["gains", "speech_prob", "uncertainty"] + [f"state_out_{n}" for n in STATE_NAMES]
     tmp = Path(str(out_path) + ".tmp")
@@ -84,7 +84,7 @@ def parity(model, path, frames=200, seed=0):
     """Returns max abs differences (torch vs ort batch, ort batch vs ort streaming)."""
     rng = np.random.default_rng(seed)
     spec = (rng.standard_normal((1, frames, BINS, 2)) * rng.uniform(0.01, 30)).astype(np.float32)
-    states = [s.numpy() for s in VaeDenoiser.initial_state(1)]
+    states = [s.numpy() for s in model.initial_state(1)]
     with torch.no_grad():
         g_t = model(torch.from_numpy(spec), *map(torch.from_numpy, states))[0].numpy()
     so = ort.SessionOptions()
@@ -109,7 +109,7 @@ def main():
     ap.add_argument("--name", default="denoised-vae")
     args = ap.parse_args()
     st = torch.load(args.ckpt, map_location="cpu")
-    model = VaeDenoiser(peak_emphasis="peak_slope.weight" in st["model"])
+    model = VaeDenoiser.for_weights(st["model"])
     vae.load_weights(model, st["model"])
     model.eval()
     n_params = sum(p.numel() for p in model.parameters())

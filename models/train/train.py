@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import mixer
+import vae
 from vae import HOP, N_FFT, VaeDenoiser, sqrt_hann
 
 HERE = Path(__file__).resolve().parent
@@ -111,7 +112,7 @@ def vad_labels(S):
 
 def run_model(model, X, sample, state=None):
     spec = torch.view_as_real(X)
-    st = state if state is not None else VaeDenoiser.initial_state(X.shape[0], X.device)
+    st = state if state is not None else model.initial_state(X.shape[0], X.device)
     gains, prob, unc, mu, logvar, nxt = model(spec, *st, sample=sample)
     return gains, prob, mu, logvar, nxt
 
@@ -171,7 +172,10 @@ def main():
     ap.add_argument("--hf-weight", type=float, default=1.0, help=f"loss weight above {PESQ_BAND_HZ} Hz relative to below (see freq_weights)")
     ap.add_argument("--peak-emphasis", action="store_true", help="add the peak-emphasis gain term (see vae.py; not in the shipped model)")
     ap.add_argument("--model-copy", default=None, help="also write the weights alone (no optimiser) here at every save")
-    ap.add_argument("--init", default=None, help="warm-start from a checkpoint (tensors of matching shape)")
+    ap.add_argument("--init", default=None, help="warm-start from a checkpoint (tensors of matching shape; "
+                    "a narrower model's weights are widened to --hidden / --conv-ch, see vae.widen_weights)")
+    ap.add_argument("--hidden", type=int, default=None, help=f"GRU width (default: --init's, else {vae.HIDDEN})")
+    ap.add_argument("--conv-ch", type=int, default=None, help=f"conv feature width (default: --init's, else {vae.CONV_CH})")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
@@ -182,18 +186,30 @@ def main():
     run = Path(args.run)
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
-    model = VaeDenoiser(peak_emphasis=args.peak_emphasis).to(dev)
+    ckpt = run / "last.pt"
+    src = None
+    if ckpt.exists():  # a resumed run keeps its own size
+        hidden, conv_ch = VaeDenoiser.size_of(torch.load(ckpt, map_location="cpu")["model"])
+    else:
+        if args.init:
+            src = {k: v.float() for k, v in torch.load(args.init, map_location="cpu")["model"].items()}
+        hidden, conv_ch = VaeDenoiser.size_of(src) if src else (vae.HIDDEN, vae.CONV_CH)
+        hidden, conv_ch = args.hidden or hidden, args.conv_ch or conv_ch
+    model = VaeDenoiser(peak_emphasis=args.peak_emphasis, hidden=hidden, conv_ch=conv_ch)
+    if src is not None:
+        if VaeDenoiser.size_of(src) != (hidden, conv_ch):
+            model.load_state_dict(vae.widen_weights(src, model))
+            print(f"warm start from {args.init}, widened {VaeDenoiser.size_of(src)} -> {(hidden, conv_ch)}", flush=True)
+        else:
+            own = model.state_dict()
+            keep = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+            model.load_state_dict(keep, strict=False)
+            print(f"warm start from {args.init}: {len(keep)}/{len(own)} tensors", flush=True)
+    model = model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     gen = torch.Generator(device=dev)
     gen.manual_seed(args.seed)
     step, used_s = 0, 0.0
-    ckpt = run / "last.pt"
-    if args.init and not ckpt.exists():
-        src = torch.load(args.init, map_location=dev)["model"]
-        own = model.state_dict()
-        keep = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
-        model.load_state_dict(keep, strict=False)
-        print(f"warm start from {args.init}: {len(keep)}/{len(own)} tensors", flush=True)
     if ckpt.exists():
         st = torch.load(ckpt, map_location=dev)
         model.load_state_dict(st["model"])

@@ -73,27 +73,31 @@ class CausalConv(nn.Module):
 
 
 class VaeDenoiser(nn.Module):
-    def __init__(self, peak_emphasis=False):
+    """hidden / conv_ch: widths of the two GRUs and of the conv features (the shipped model
+    until gpu_v3: 256 / 128). `size_of(state_dict)` reads them back from a checkpoint."""
+
+    def __init__(self, peak_emphasis=False, hidden=HIDDEN, conv_ch=CONV_CH):
         super().__init__()
         self.peak_emphasis = peak_emphasis
+        self.hidden, self.conv_ch = hidden, conv_ch
         self.register_buffer("bands", torch.from_numpy(band_matrix()))
-        self.inp = nn.Linear(N_BANDS + FINE_BINS, CONV_CH)
-        self.conv1 = CausalConv(CONV_CH, CONV_CH)
-        self.conv2 = CausalConv(CONV_CH, CONV_CH)
-        self.enc = nn.GRU(CONV_CH, HIDDEN, batch_first=True)
-        self.mu = nn.Linear(HIDDEN, LATENT)
-        self.logvar = nn.Linear(HIDDEN, LATENT)
+        self.inp = nn.Linear(N_BANDS + FINE_BINS, conv_ch)
+        self.conv1 = CausalConv(conv_ch, conv_ch)
+        self.conv2 = CausalConv(conv_ch, conv_ch)
+        self.enc = nn.GRU(conv_ch, hidden, batch_first=True)
+        self.mu = nn.Linear(hidden, LATENT)
+        self.logvar = nn.Linear(hidden, LATENT)
         # conditional VAE: the decoder sees the latent and the encoder's conv features
-        self.dec = nn.GRU(LATENT + CONV_CH, HIDDEN, batch_first=True)
-        self.gain = nn.Linear(HIDDEN, BINS)
-        self.vad = nn.Linear(HIDDEN, 1)
+        self.dec = nn.GRU(LATENT + conv_ch, hidden, batch_first=True)
+        self.gain = nn.Linear(hidden, BINS)
+        self.vad = nn.Linear(hidden, 1)
         nn.init.constant_(self.gain.bias, 2.0)  # start near pass-through (sigmoid(2) = 0.88)
         if peak_emphasis:
             self._add_peak_emphasis()
 
     def _add_peak_emphasis(self):
         # peak-emphasis term (see the module docstring): a slope per band and frame
-        self.peak_slope = nn.Linear(HIDDEN, N_BANDS)
+        self.peak_slope = nn.Linear(self.hidden, N_BANDS)
         nn.init.zeros_(self.peak_slope.weight)
         nn.init.zeros_(self.peak_slope.bias)
         spread = band_matrix().T  # [bands, bins]: each bin's share of each band, per bin summing to 1
@@ -105,12 +109,22 @@ class VaeDenoiser(nn.Module):
     NEW_TENSORS = ("peak_slope.weight", "peak_slope.bias", "spread")
 
     @staticmethod
-    def initial_state(batch=1, device="cpu"):
+    def size_of(state_dict):
+        """(hidden, conv_ch) of the model a checkpoint's weights belong to."""
+        return state_dict["enc.weight_hh_l0"].shape[1], state_dict["inp.weight"].shape[0]
+
+    @classmethod
+    def for_weights(cls, state_dict):
+        """An untrained model of the shape (size, optional term) that state_dict fits."""
+        hidden, conv_ch = cls.size_of(state_dict)
+        return cls(peak_emphasis="peak_slope.weight" in state_dict, hidden=hidden, conv_ch=conv_ch)
+
+    def initial_state(self, batch=1, device="cpu"):
         return [
-            torch.zeros(batch, CONV_CH, CONV_K - 1, device=device),
-            torch.zeros(batch, CONV_CH, CONV_K - 1, device=device),
-            torch.zeros(1, batch, HIDDEN, device=device),
-            torch.zeros(1, batch, HIDDEN, device=device),
+            torch.zeros(batch, self.conv_ch, CONV_K - 1, device=device),
+            torch.zeros(batch, self.conv_ch, CONV_K - 1, device=device),
+            torch.zeros(1, batch, self.hidden, device=device),
+            torch.zeros(1, batch, self.hidden, device=device),
         ]
 
     def features(self, power, band_power):  # power [B, T, BINS], band_power [B, T, N_BANDS]
@@ -150,15 +164,57 @@ def load_weights(model, state_dict):
         raise ValueError(f"checkpoint does not fit the model: {bad}")
 
 
+def widen_weights(src, model):
+    """The weights of a smaller model (src, a state dict) fitted into `model`, which is as
+    wide or wider, so that it computes the same gains: the old weights keep their places
+    (in each GRU gate block), the new units get `model`'s fresh random weights for their own
+    inputs, and every path from a new unit into an old one (or into an output head) starts at
+    zero. The new units so run from the first step and learn, but change nothing until the
+    optimiser gives them a voice (Net2Net-style widening, with zeros instead of copies)."""
+    ho, co = VaeDenoiser.size_of(src)
+    hn, cn = model.hidden, model.conv_ch
+    kinds = {  # per dimension: which width it runs over (out, in)
+        "H3": lambda: [g * hn + i for g in range(3) for i in range(ho)],
+        "H": lambda: list(range(ho)),
+        "C": lambda: list(range(co)),
+        "DEC_IN": lambda: list(range(LATENT)) + [LATENT + i for i in range(co)],
+    }
+    layout = {
+        "inp": ("C", None), "conv1.conv": ("C", "C"), "conv2.conv": ("C", "C"),
+        "enc": ("H3", None), "dec": ("H3", None), "mu": (None, "H"), "logvar": (None, "H"),
+        "gain": (None, "H"), "vad": (None, "H"), "peak_slope": (None, "H"),
+    }
+    gru_in = {"enc.weight_ih_l0": "C", "enc.weight_hh_l0": "H", "dec.weight_ih_l0": "DEC_IN", "dec.weight_hh_l0": "H"}
+    out = {k: v.clone() for k, v in model.state_dict().items()}
+    for name, old in src.items():
+        new, prefix = out[name], name.rsplit(".", 1)[0]
+        if prefix not in layout:  # buffers (band matrices): fixed size
+            out[name] = old.clone()
+            continue
+        o_kind, i_kind = layout[prefix]
+        i_kind = gru_in.get(name, i_kind)
+        rows = torch.tensor(kinds[o_kind]() if o_kind else range(new.shape[0]))
+        if old.dim() == 1:
+            new[rows] = old
+            continue
+        cols = torch.tensor(kinds[i_kind]() if i_kind else range(new.shape[1]))
+        new[rows[:, None], cols[None, :]] = old
+        fresh_cols = torch.tensor(sorted(set(range(new.shape[1])) - set(cols.tolist())), dtype=torch.long)
+        if len(fresh_cols):
+            new[rows[:, None], fresh_cols[None, :]] = 0.0
+    return out
+
+
 def count_macs_per_frame(model):
     """Multiply-accumulates per 10 ms hop (matrix products only)."""
+    h, c = model.hidden, model.conv_ch
     macs = BINS * N_BANDS  # band energies
-    macs += (N_BANDS + FINE_BINS) * CONV_CH
-    macs += 2 * CONV_CH * CONV_CH * CONV_K
-    macs += 3 * (CONV_CH * HIDDEN + HIDDEN * HIDDEN)
-    macs += 2 * HIDDEN * LATENT
-    macs += 3 * ((LATENT + CONV_CH) * HIDDEN + HIDDEN * HIDDEN)
-    macs += HIDDEN * (BINS + 1)
+    macs += (N_BANDS + FINE_BINS) * c
+    macs += 2 * c * c * CONV_K
+    macs += 3 * (c * h + h * h)
+    macs += 2 * h * LATENT
+    macs += 3 * ((LATENT + c) * h + h * h)
+    macs += h * (BINS + 1)
     if model.peak_emphasis:
-        macs += HIDDEN * N_BANDS + 2 * N_BANDS * BINS
+        macs += h * N_BANDS + 2 * N_BANDS * BINS
     return macs
