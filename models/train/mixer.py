@@ -114,14 +114,15 @@ def _rms(x):
     return torch.sqrt(torch.mean(x**2, dim=-1, keepdim=True) + 1e-12)
 
 
-def synth_noise(n, L, gen, dev, corpus, family=None):
-    """Eight synthetic noise families, one (random, or `family`) per row. Each family is
-    computed only for the rows that use it (this runs twice per training batch)."""
-    kind = torch.randint(8, (n,), generator=gen, device=dev)
+def synth_noise(n, L, gen, dev, corpus, family=None, families=8):
+    """Synthetic noise, one family (random among the first `families`, or `family`) per
+    row: eight families, nine with the hiss family of noise_aug. Each family is computed
+    only for the rows that use it (this runs twice per training batch)."""
+    kind = torch.randint(families, (n,), generator=gen, device=dev)
     if family is not None:
         kind = torch.full_like(kind, family)
     out = torch.zeros(n, L, device=dev)
-    for fam in range(8):
+    for fam in range(len(_FAMILIES)):
         rows = (kind == fam).nonzero()[:, 0]
         if len(rows):
             out[rows] = _FAMILIES[fam](len(rows), L, gen, dev, corpus)
@@ -184,10 +185,52 @@ def _babble_or_rumble(m, L, gen, dev, corpus):
     return torch.where(r(m, 1) < 0.7, babble, rumble)
 
 
-_FAMILIES = [_power_law(0.0), _power_law(0.5), _power_law(1.0), _hum, _fan, _clicks, _music, _babble_or_rumble]
+def _hiss(m, L, gen, dev, corpus):
+    """Band noise in any register, steady, slowly swelling or in bursts: spray, steam, rain,
+    wind gusts, rustle, a kettle. The other families put their broadband energy low (fan,
+    rumble) or spread it evenly (white/pink/brown); held-out recordings with most of their
+    energy at 2-8 kHz and an uneven envelope were left nearly untouched (evaluation of
+    gpu_v3), and that is where fricatives live: the model must learn to tell them apart."""
+    r = lambda *s: torch.rand(*s, generator=gen, device=dev)  # noqa: E731
+    centre_hz = 300 * 2 ** (5.5 * r(m, 1))  # 300 Hz .. 13.6 kHz
+    width_oct = 0.3 + 2.7 * r(m, 1)
+    white = torch.randn(m, L, generator=gen, device=dev)
+    band = _fft_filter(white, lambda f: torch.exp(-0.5 * (torch.log2(f.clamp(min=20) / centre_hz) / (width_oct / 2)) ** 2))
+    # envelope on a 10 ms grid: bursts (events with a random decay) or a slow swell
+    frames = L // 480 + 2
+    events = (r(m, frames) < (0.5 + 5.5 * r(m, 1)) / 100).float() * (0.2 + r(m, frames))
+    decay = torch.exp(-torch.arange(100, device=dev)[None, :] / (3 + 50 * r(m, 1)))
+    bursts = _conv(events, decay)
+    swell = _conv(torch.randn(m, frames, generator=gen, device=dev), torch.hann_window(2 + int(40 * r(1).item()), device=dev)[None, :])
+    swell = 1 + 0.9 * torch.tanh(swell / _rms(swell))
+    kind = r(m, 1)
+    env = torch.where(kind < 0.4, bursts + 0.02, torch.where(kind < 0.75, swell, torch.ones_like(swell)))
+    env = F.interpolate(env[:, None], size=L, mode="linear", align_corners=False)[:, 0]
+    return band / _rms(band) * env
 
 
-def make_batch(corpus, n, L, gen):
+_FAMILIES = [_power_law(0.0), _power_law(0.5), _power_law(1.0), _hum, _fan, _clicks, _music, _babble_or_rumble, _hiss]
+N_BASE_FAMILIES = 8  # the corpus-era families; noise_aug adds _hiss
+
+
+def _resampled_segments(buf, starts, lens, n, L, gen, speed):
+    """As _segments(loop=True), each row played `speed` times faster (pitch and spectrum
+    shift with it), by linear interpolation between samples: an augmentation of noise
+    recordings, where the small aliasing above 17 kHz a speed-up folds back is harmless."""
+    dev = buf.device
+    k = torch.randint(len(starts), (n,), generator=gen, device=dev)
+    st, ln = starts[k], lens[k].float()
+    pos = torch.rand(n, 1, generator=gen, device=dev) * ln[:, None] + torch.arange(L, device=dev)[None, :] * speed
+    pos = torch.remainder(pos, ln[:, None])
+    i0 = pos.floor()
+    frac = pos - i0
+    i1 = torch.remainder(i0 + 1, ln[:, None])
+    return buf[st[:, None] + i0.long()] * (1 - frac) + buf[st[:, None] + i1.long()] * frac
+
+
+def make_batch(corpus, n, L, gen, noise_aug=False):
+    """noise_aug (train.py --noise-aug): real recordings played at 0.7-1.4x speed (half of
+    them) with a random spectral tilt, and the hiss family among the synthetic noises."""
     dev = corpus.speech.device
     r = lambda *s: torch.rand(*s, generator=gen, device=dev)  # noqa: E731
     speech, k = _segments(corpus.speech, corpus.s_start, corpus.s_len, n, L, gen, loop=False)
@@ -208,9 +251,16 @@ def make_batch(corpus, n, L, gen):
     norm = _rms(target).clamp(min=1e-4)
     speech_in, target = speech_in / norm, target / norm
     # noise: real recording or synthetic, sometimes two
-    real, _ = _segments(corpus.noise, corpus.n_start, corpus.n_len, n, L, gen, loop=True)
-    noise = torch.where(r(n, 1) < 0.55, real / _rms(real), synth_noise(n, L, gen, dev, corpus))
-    second = synth_noise(n, L, gen, dev, corpus)
+    families = len(_FAMILIES) if noise_aug else N_BASE_FAMILIES
+    if noise_aug:
+        speed = torch.where(r(n, 1) < 0.5, 2 ** (r(n, 1) - 0.5), torch.ones(n, 1, device=dev))
+        real = _resampled_segments(corpus.noise, corpus.n_start, corpus.n_len, n, L, gen, speed)
+        tilt = 0.8 * r(n, 1) - 0.4  # -2.4 .. +2.4 dB per octave around 1 kHz
+        real = _fft_filter(real, lambda f: (f.clamp(min=50) / 1000) ** tilt)
+    else:
+        real, _ = _segments(corpus.noise, corpus.n_start, corpus.n_len, n, L, gen, loop=True)
+    noise = torch.where(r(n, 1) < 0.55, real / _rms(real), synth_noise(n, L, gen, dev, corpus, families=families))
+    second = synth_noise(n, L, gen, dev, corpus, families=families)
     noise = noise + (r(n, 1) < 0.3).float() * second * 10 ** (-(6 * r(n, 1)) / 20)
     noise = noise / _rms(noise)
     snr_db = -5 + 30 * r(n, 1)

@@ -171,6 +171,8 @@ def main():
     ap.add_argument("--onset-weight", type=float, default=ONSET_WEIGHT, help="extra weight of speech removed at word onsets")
     ap.add_argument("--hf-weight", type=float, default=1.0, help=f"loss weight above {PESQ_BAND_HZ} Hz relative to below (see freq_weights)")
     ap.add_argument("--peak-emphasis", action="store_true", help="add the peak-emphasis gain term (see vae.py; not in the shipped model)")
+    ap.add_argument("--noise-aug", action="store_true",
+                    help="augment the training noise (mixer.make_batch: faster/slower real recordings, the hiss family); validation stays as it was")
     ap.add_argument("--model-copy", default=None, help="also write the weights alone (no optimiser) here at every save")
     ap.add_argument("--init", default=None, help="warm-start from a checkpoint (tensors of matching shape; "
                     "a narrower model's weights are widened to --hidden / --conv-ch, see vae.widen_weights)")
@@ -248,7 +250,7 @@ def main():
             g["lr"] = lr
         model.train()
         with torch.no_grad():
-            noisy, clean, _ = mixer.make_batch(train, args.batch, L, gen)
+            noisy, clean, _ = mixer.make_batch(train, args.batch, L, gen, noise_aug=args.noise_aug)
         loss, parts, _, nxt = losses(model, noisy, clean, win, beta, state=state, weights=weights)
         if args.stateful:
             state = carry_state(nxt, gen)
