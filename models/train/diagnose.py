@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Two diagnostics on the cached evaluation set (cache/eval, built by evaluate.py).
+"""Diagnostics on the cached evaluation set (cache/eval, built by evaluate.py).
 
   python diagnose.py clean-through --model ../denoiser.onnx
       the clean references themselves through the model (Python reference of the Rust
@@ -11,6 +11,10 @@
       the best any model of our output type could do: the ideal per-bin gain
       min(1, |clean| / |noisy|) in our STFT, scored like evaluate.py; also with the gains
       pooled into 40 bands (the resolution of a band-gain model such as RNNoise's).
+  python diagnose.py gain-variants --model ../denoiser.onnx
+      the model's own gains, then changed after the fact and scored: pooled into the 40
+      bands (is there per-bin detail in them?), smoothed over time, and gated by the
+      speech probability (more suppression where the model hears no speech).
 """
 import argparse
 import json
@@ -95,6 +99,66 @@ def oracle():
               f"SI-SDR {np.mean([m['si_sdr'] for m in r]):.1f} dB, onset loss {np.mean(ons):.1f} dB (n={len(r)})")
 
 
+def _gate(prob, p_lo=0.2, p_hi=0.5, hold_frames=10, depth_db=10.0):
+    """Per-frame extra gain from the speech probability: 1 above p_hi, 10^(-depth/20) below
+    p_lo; opens at once, holds 100 ms, then closes over 10 frames (a NoiseTorch-like gate
+    with soft edges, so word onsets are not cut)."""
+    s = np.clip((prob - p_lo) / (p_hi - p_lo), 0.0, 1.0)
+    out, level, hold = np.empty_like(s), 0.0, 0
+    for t, v in enumerate(s):
+        if v >= level:
+            level, hold = v, hold_frames
+        elif hold > 0:
+            hold -= 1
+        else:
+            level = max(v, level - 0.1)
+        out[t] = level
+    floor = 10 ** (-depth_db / 20)
+    return floor + (1 - floor) * out
+
+
+def gain_variants(model):
+    import onnxruntime as ort
+    from vae import band_matrix
+    bands = band_matrix()
+    spread = bands.T / (bands.T.sum(axis=0, keepdims=True) + 1e-12)  # [40, bins]
+
+    def band_pooled(g, X):  # power-weighted mean of g^2 in each band, spread back
+        p = np.abs(X) ** 2
+        return np.sqrt(((g**2 * p) @ bands) / (p @ bands + 1e-12)) @ spread
+
+    def smoothed(g, a=0.3):  # one-pole over time, causal
+        out, prev = np.empty_like(g), g[0]
+        for t in range(len(g)):
+            prev = a * prev + (1 - a) * g[t]
+            out[t] = prev
+        return out
+
+    variants = {
+        "plain": lambda g, X, p: g,
+        "40-band pooled": lambda g, X, p: band_pooled(g, X),
+        "smoothed over time (a=0.3)": lambda g, X, p: smoothed(g),
+        "speech-probability gate (-10 dB)": lambda g, X, p: g * _gate(p)[:, None],
+    }
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    meta = json.loads((ev.EVAL / "meta.json").read_text())
+    floor = 10 ** (-30 / 20)  # denoised's default attenuation limit
+    rows = {k: [] for k in variants}
+    for it in meta:
+        c, _ = sf.read(ev.EVAL / "clean" / it["file"], dtype="float32")
+        x, _ = sf.read(ev.EVAL / "noisy" / it["file"], dtype="float32")
+        X = ev.analyse(x)
+        out = ev.model_outputs(sess, np.stack([X.real, X.imag], -1)[None])
+        g0 = np.clip(out["gains"][0], floor, 1.0)
+        for name, fn in variants.items():  # after the limit: the gate may go below it
+            g = fn(g0, X, out["speech_prob"][0])
+            rows[name].append(ev.metrics(ev.synthesise(X * g, len(x)).astype(np.float32), c, x))
+    for name, r in rows.items():
+        s = ev.summarize({name: r}, meta)[name]["overall"]
+        print(f"{name:34s} PESQ-WB {s['pesq_wb']:.2f}, STOI {s['stoi']:.3f}, SI-SDR {s['si_sdr']:.1f} dB, "
+              f"onset loss {s['onset_loss_db']:.1f} dB, noise reduction {s['noise_reduction_db']:.1f} dB")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -103,9 +167,13 @@ def main():
     b = sub.add_parser("band-levels")
     b.add_argument("--systems", nargs="+", default=["out_denoised", "out_rnnoise"])
     sub.add_parser("oracle")
+    g = sub.add_parser("gain-variants")
+    g.add_argument("--model", default=str(ev.ROOT / "models" / "denoiser.onnx"))
     args = ap.parse_args()
     if args.cmd == "clean-through":
         clean_through(args.model)
+    elif args.cmd == "gain-variants":
+        gain_variants(args.model)
     elif args.cmd == "oracle":
         oracle()
     else:
