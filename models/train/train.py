@@ -170,12 +170,13 @@ def main():
     ap.add_argument("--asym-weight", type=float, default=ASYM_WEIGHT, help="weight of removed speech (see spec_loss)")
     ap.add_argument("--onset-weight", type=float, default=ONSET_WEIGHT, help="extra weight of speech removed at word onsets")
     ap.add_argument("--hf-weight", type=float, default=1.0, help=f"loss weight above {PESQ_BAND_HZ} Hz relative to below (see freq_weights)")
+    ap.add_argument("--flatness", action="store_true", help="add the band-flatness input features (see vae.py; not in the shipped model)")
     ap.add_argument("--peak-emphasis", action="store_true", help="add the peak-emphasis gain term (see vae.py; not in the shipped model)")
     ap.add_argument("--noise-aug", action="store_true",
                     help="augment the training noise (mixer.make_batch: faster/slower real recordings, the hiss family); validation stays as it was")
     ap.add_argument("--model-copy", default=None, help="also write the weights alone (no optimiser) here at every save")
-    ap.add_argument("--init", default=None, help="warm-start from a checkpoint (tensors of matching shape; "
-                    "a narrower model's weights are widened to --hidden / --conv-ch, see vae.widen_weights)")
+    ap.add_argument("--init", default=None, help="warm-start from a checkpoint (a narrower model's weights are "
+                    "widened to --hidden / --conv-ch / --flatness, see vae.widen_weights)")
     ap.add_argument("--hidden", type=int, default=None, help=f"GRU width (default: --init's, else {vae.HIDDEN})")
     ap.add_argument("--conv-ch", type=int, default=None, help=f"conv feature width (default: --init's, else {vae.CONV_CH})")
     args = ap.parse_args()
@@ -189,24 +190,22 @@ def main():
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
     ckpt = run / "last.pt"
-    src = None
-    if ckpt.exists():  # a resumed run keeps its own size
-        hidden, conv_ch = VaeDenoiser.size_of(torch.load(ckpt, map_location="cpu")["model"])
+    if ckpt.exists():  # a resumed run keeps its own shape
+        model = VaeDenoiser.for_weights(torch.load(ckpt, map_location="cpu")["model"])
     else:
+        src = None
         if args.init:
             src = {k: v.float() for k, v in torch.load(args.init, map_location="cpu")["model"].items()}
         hidden, conv_ch = VaeDenoiser.size_of(src) if src else (vae.HIDDEN, vae.CONV_CH)
-        hidden, conv_ch = args.hidden or hidden, args.conv_ch or conv_ch
-    model = VaeDenoiser(peak_emphasis=args.peak_emphasis, hidden=hidden, conv_ch=conv_ch)
-    if src is not None:
-        if VaeDenoiser.size_of(src) != (hidden, conv_ch):
+        model = VaeDenoiser(peak_emphasis=args.peak_emphasis or (src is not None and "peak_slope.weight" in src),
+                            hidden=args.hidden or hidden, conv_ch=args.conv_ch or conv_ch,
+                            flatness=args.flatness or (src is not None and VaeDenoiser.for_weights(src).flatness))
+        if src is not None:
+            # the same shape copies; a narrower one, or one without the optional parts,
+            # grows into this model computing the same gains (vae.widen_weights)
             model.load_state_dict(vae.widen_weights(src, model))
-            print(f"warm start from {args.init}, widened {VaeDenoiser.size_of(src)} -> {(hidden, conv_ch)}", flush=True)
-        else:
-            own = model.state_dict()
-            keep = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
-            model.load_state_dict(keep, strict=False)
-            print(f"warm start from {args.init}: {len(keep)}/{len(own)} tensors", flush=True)
+            print(f"warm start from {args.init} {VaeDenoiser.size_of(src)} into {(model.hidden, model.conv_ch)}"
+                  f"{' with flatness features' if model.flatness else ''}", flush=True)
     model = model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     gen = torch.Generator(device=dev)

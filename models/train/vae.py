@@ -36,7 +36,7 @@ BINS = N_FFT // 2 + 1
 N_BANDS = 40
 FINE_BINS = 192
 CONV_CH = 128
-HIDDEN = 256
+HIDDEN = 384  # gpu_v4 (gpu_v3 and before: 256)
 LATENT = 64
 CONV_K = 3
 SLOPE_SCALE = 10.0  # the peak-emphasis head's output is scaled up: Adam moves it 10x faster than the other weights
@@ -73,15 +73,17 @@ class CausalConv(nn.Module):
 
 
 class VaeDenoiser(nn.Module):
-    """hidden / conv_ch: widths of the two GRUs and of the conv features (the shipped model
-    until gpu_v3: 256 / 128). `size_of(state_dict)` reads them back from a checkpoint."""
+    """hidden / conv_ch: widths of the two GRUs and of the conv features (gpu_v4: 384 / 128;
+    until gpu_v3 256 / 128). `size_of(state_dict)` reads them back from a checkpoint.
+    flatness: 40 more input features, the spectral flatness of each band (see features()),
+    an experiment (train.py --flatness); off in every shipped model."""
 
-    def __init__(self, peak_emphasis=False, hidden=HIDDEN, conv_ch=CONV_CH):
+    def __init__(self, peak_emphasis=False, hidden=HIDDEN, conv_ch=CONV_CH, flatness=False):
         super().__init__()
-        self.peak_emphasis = peak_emphasis
+        self.peak_emphasis, self.flatness = peak_emphasis, flatness
         self.hidden, self.conv_ch = hidden, conv_ch
         self.register_buffer("bands", torch.from_numpy(band_matrix()))
-        self.inp = nn.Linear(N_BANDS + FINE_BINS, conv_ch)
+        self.inp = nn.Linear(N_BANDS + FINE_BINS + (N_BANDS if flatness else 0), conv_ch)
         self.conv1 = CausalConv(conv_ch, conv_ch)
         self.conv2 = CausalConv(conv_ch, conv_ch)
         self.enc = nn.GRU(conv_ch, hidden, batch_first=True)
@@ -115,9 +117,10 @@ class VaeDenoiser(nn.Module):
 
     @classmethod
     def for_weights(cls, state_dict):
-        """An untrained model of the shape (size, optional term) that state_dict fits."""
+        """An untrained model of the shape (size, optional parts) that state_dict fits."""
         hidden, conv_ch = cls.size_of(state_dict)
-        return cls(peak_emphasis="peak_slope.weight" in state_dict, hidden=hidden, conv_ch=conv_ch)
+        return cls(peak_emphasis="peak_slope.weight" in state_dict, hidden=hidden, conv_ch=conv_ch,
+                   flatness=state_dict["inp.weight"].shape[1] > N_BANDS + FINE_BINS)
 
     def initial_state(self, batch=1, device="cpu"):
         return [
@@ -130,7 +133,16 @@ class VaeDenoiser(nn.Module):
     def features(self, power, band_power):  # power [B, T, BINS], band_power [B, T, N_BANDS]
         band_db = torch.log10(band_power + 1e-9)  # ~[-9, 3]
         fine = (power[..., :FINE_BINS] + 1e-12) ** 0.15  # |X|^0.3
-        return torch.cat([(band_db + 4.0) / 4.0, fine], dim=-1)
+        feats = [(band_db + 4.0) / 4.0, fine]
+        if self.flatness:
+            # log spectral flatness of each band: the band's mean log power minus the log of
+            # its mean power (both weighted by the band's triangle; <= 0 by Jensen). Noise
+            # sits near -0.58 (the value for exponentially distributed power), harmonics,
+            # hum and tones far below: a direct cue for voiced speech in every band, which
+            # the fine magnitudes give only below 9.6 kHz and only through a linear layer
+            log_flat = torch.log(power + 1e-9) @ self.bands - torch.log(band_power + 1e-9)
+            feats.append((log_flat + 0.58).clamp(min=-6.0) / 2.0)
+        return torch.cat(feats, dim=-1)
 
     def forward(self, spec, s0, s1, s2, s3, sample=False):  # spec [B, T, BINS, 2]
         power = spec[..., 0] ** 2 + spec[..., 1] ** 2
@@ -172,15 +184,17 @@ def widen_weights(src, model):
     zero. The new units so run from the first step and learn, but change nothing until the
     optimiser gives them a voice (Net2Net-style widening, with zeros instead of copies)."""
     ho, co = VaeDenoiser.size_of(src)
+    fo = src["inp.weight"].shape[1]  # input features: the flatness features come last
     hn, cn = model.hidden, model.conv_ch
     kinds = {  # per dimension: which width it runs over (out, in)
         "H3": lambda: [g * hn + i for g in range(3) for i in range(ho)],
         "H": lambda: list(range(ho)),
         "C": lambda: list(range(co)),
         "DEC_IN": lambda: list(range(LATENT)) + [LATENT + i for i in range(co)],
+        "FEAT": lambda: list(range(fo)),
     }
     layout = {
-        "inp": ("C", None), "conv1.conv": ("C", "C"), "conv2.conv": ("C", "C"),
+        "inp": ("C", "FEAT"), "conv1.conv": ("C", "C"), "conv2.conv": ("C", "C"),
         "enc": ("H3", None), "dec": ("H3", None), "mu": (None, "H"), "logvar": (None, "H"),
         "gain": (None, "H"), "vad": (None, "H"), "peak_slope": (None, "H"),
     }
@@ -209,7 +223,9 @@ def count_macs_per_frame(model):
     """Multiply-accumulates per 10 ms hop (matrix products only)."""
     h, c = model.hidden, model.conv_ch
     macs = BINS * N_BANDS  # band energies
-    macs += (N_BANDS + FINE_BINS) * c
+    macs += model.inp.in_features * c
+    if model.flatness:
+        macs += BINS * N_BANDS
     macs += 2 * c * c * CONV_K
     macs += 3 * (c * h + h * h)
     macs += 2 * h * LATENT
