@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Invariants of the training code that the Rust test suite cannot see (it has no torch).
+Run after changing vae.py; exits non-zero on the first failure.
+
+  python checks.py
+
+- vae.widen_weights: a model grown from a smaller checkpoint (wider GRUs, wider conv
+  features, the flatness inputs, the peak-emphasis head) computes the same gains, speech
+  probability and uncertainty as the checkpoint, and its new units are alive (their state
+  moves), so training can use them.
+- VaeDenoiser.for_weights: rebuilds the shape of every variant from its weights alone.
+- streaming equals batch in PyTorch: 50 frames at once equal 50 calls of one frame with
+  the state carried (the property the ONNX parity test in export.py relies on).
+"""
+import sys
+
+import torch
+
+import vae
+
+TOL = 1e-5
+
+
+def random_model(**kw):
+    m = vae.VaeDenoiser(**kw)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.1)
+    return m.eval()
+
+
+def outputs(model, spec):
+    with torch.no_grad():
+        return model(spec, *model.initial_state(spec.shape[0]))
+
+
+def check_widen(spec):
+    small = random_model(hidden=256, conv_ch=128)
+    for kw in (dict(hidden=256, conv_ch=128), dict(hidden=384, conv_ch=128), dict(hidden=448, conv_ch=192),
+               dict(hidden=384, conv_ch=128, flatness=True), dict(hidden=384, conv_ch=128, peak_emphasis=True)):
+        big = vae.VaeDenoiser(**kw).eval()
+        big.load_state_dict(vae.widen_weights(small.state_dict(), big))
+        a, b = outputs(small, spec), outputs(big, spec)
+        diff = max((a[i] - b[i]).abs().max().item() for i in range(3))
+        assert diff < TOL, f"widen {kw}: outputs differ by {diff}"
+        if kw["hidden"] > 256:
+            new_units = b[5][2][..., 256:].abs().max().item()
+            assert new_units > 1e-3, f"widen {kw}: the new GRU units stay at zero"
+        rebuilt = vae.VaeDenoiser.for_weights(big.state_dict())
+        shape = (rebuilt.hidden, rebuilt.conv_ch, rebuilt.flatness, rebuilt.peak_emphasis)
+        want = (kw["hidden"], kw["conv_ch"], kw.get("flatness", False), kw.get("peak_emphasis", False))
+        assert shape == want, f"for_weights {kw}: got {shape}"
+        print(f"ok  widen 256/128 -> {kw}: max difference {diff:.1e}")
+
+
+def check_streaming(spec):
+    model = random_model(hidden=384, conv_ch=128, flatness=True)
+    batch = outputs(model, spec[:1])[0]
+    state, frames = model.initial_state(1), []
+    with torch.no_grad():
+        for t in range(spec.shape[1]):
+            out = model(spec[:1, t:t + 1], *state)
+            frames.append(out[0])
+            state = list(out[5])
+    diff = (torch.cat(frames, dim=1) - batch).abs().max().item()
+    assert diff < TOL, f"streaming differs from batch by {diff}"
+    print(f"ok  streaming T=1 equals batch: max difference {diff:.1e}")
+
+
+def main():
+    torch.manual_seed(0)
+    spec = torch.randn(2, 50, vae.BINS, 2) * 3
+    check_widen(spec)
+    check_streaming(spec)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
