@@ -2,7 +2,8 @@
 
 Every batch is new: random speech segment, optional room (simulated RIR), optional
 synthetic full-band extension of band-limited speech, one or two noises (real recordings
-or one of eight synthetic families), SNR -5..25 dB, level -45..-10 dBFS, microphone
+or one of eight synthetic families; with noise_aug, also sped-up or slowed-down, tilted
+recordings and a ninth family, band hiss), SNR -5..25 dB, level -45..-10 dBFS, microphone
 colouration and band limiting, plus noise-only and speech-only examples.
 
 The training target is the speech with the direct path and early reflections (first

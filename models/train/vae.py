@@ -14,7 +14,7 @@ The gain of bin k is sigmoid(b_k + a_k * (log P_k - log E_k)): P_k is the noisy 
 bin k, E_k the smooth envelope of the same frame (its 40 band energies spread back over the
 bins), so the last factor is how far bin k stands above or below its neighbourhood: a
 harmonic peak or the valley between two. b (481 values) and a (40 bands, spread to the bins)
-come from the decoder state. The decoder state is 256 numbers; without that term it must
+come from the decoder state. The decoder state is 256 numbers (384 since gpu_v4); without that term it must
 redraw the fine harmonic pattern of every frame to put its gains between the harmonics
 (where the noise is in voiced speech), with it the frame's own spectrum supplies the detail
 and the decoder decides per band and frame how strongly to follow it (a learned comb filter,
