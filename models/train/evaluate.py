@@ -278,6 +278,17 @@ def run_reference(src, dst, model_path, alpha, limit_db=30.0, u_range=None, pf_b
         sf.write(dst / f.name, y.astype(np.float32), sr, subtype="FLOAT")
 
 
+def score_dir(out_dir, meta, eval_dir):
+    """metrics() of every item of the set, with its output read from out_dir."""
+    rows = []
+    for m in meta:
+        ref, _ = sf.read(eval_dir / "clean" / m["file"], dtype="float32")
+        est, _ = sf.read(out_dir / m["file"], dtype="float32")
+        noisy, _ = sf.read(eval_dir / "noisy" / m["file"], dtype="float32")
+        rows.append(metrics(est, ref, noisy))
+    return rows
+
+
 def summarize(results, meta):
     def agg(rows):
         p = [r["pesq_wb"] for r in rows if not np.isnan(r["pesq_wb"])]
@@ -375,15 +386,7 @@ def main():
         for k in args.expand:
             dirs[f"expand_{k:g}"] = EVAL / f"out_expand_{k:g}"
             run_reference(EVAL / "noisy", dirs[f"expand_{k:g}"], args.model, alpha=0.0, expand=k)
-    results = {}
-    for name, d in dirs.items():
-        rows = []
-        for m in meta:
-            ref, _ = sf.read(EVAL / "clean" / m["file"], dtype="float32")
-            est, _ = sf.read(d / m["file"], dtype="float32")
-            noisy, _ = sf.read(EVAL / "noisy" / m["file"], dtype="float32")
-            rows.append(metrics(est, ref, noisy))
-        results[name] = rows
+    results = {name: score_dir(d, meta, EVAL) for name, d in dirs.items()}
     summary = summarize(results, meta)
     Path(args.out).write_text(json.dumps({"summary": summary, "timings": timings}, indent=1))
     print(table(summary))

@@ -110,7 +110,7 @@ def main():
     args = ap.parse_args()
     st = torch.load(args.ckpt, map_location="cpu")
     model = VaeDenoiser.for_weights(st["model"])
-    vae.load_weights(model, st["model"])
+    model.load_state_dict(st["model"])
     model.eval()
     n_params = sum(p.numel() for p in model.parameters())
     meta = contract_meta({

@@ -196,10 +196,10 @@ def main():
         src = None
         if args.init:
             src = {k: v.float() for k, v in torch.load(args.init, map_location="cpu")["model"].items()}
-        hidden, conv_ch = VaeDenoiser.size_of(src) if src else (vae.HIDDEN, vae.CONV_CH)
-        model = VaeDenoiser(peak_emphasis=args.peak_emphasis or (src is not None and "peak_slope.weight" in src),
-                            hidden=args.hidden or hidden, conv_ch=args.conv_ch or conv_ch,
-                            flatness=args.flatness or (src is not None and VaeDenoiser.for_weights(src).flatness))
+        shape = VaeDenoiser.shape_of(src) if src else dict(hidden=vae.HIDDEN, conv_ch=vae.CONV_CH)
+        model = VaeDenoiser(peak_emphasis=args.peak_emphasis or shape.get("peak_emphasis", False),
+                            hidden=args.hidden or shape["hidden"], conv_ch=args.conv_ch or shape["conv_ch"],
+                            flatness=args.flatness or shape.get("flatness", False))
         if src is not None:
             # the same shape copies; a narrower one, or one without the optional parts,
             # grows into this model computing the same gains (vae.widen_weights)

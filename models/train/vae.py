@@ -106,21 +106,23 @@ class VaeDenoiser(nn.Module):
         spread = spread / (spread.sum(axis=0, keepdims=True) + 1e-9)
         self.register_buffer("spread", torch.from_numpy(spread.astype(np.float32)))
 
-    # the peak-emphasis term's tensors: a checkpoint without them (every shipped one) loads
-    # into a model with the term and leaves them at their initial values, the same model
-    NEW_TENSORS = ("peak_slope.weight", "peak_slope.bias", "spread")
-
     @staticmethod
     def size_of(state_dict):
         """(hidden, conv_ch) of the model a checkpoint's weights belong to."""
         return state_dict["enc.weight_hh_l0"].shape[1], state_dict["inp.weight"].shape[0]
 
     @classmethod
-    def for_weights(cls, state_dict):
-        """An untrained model of the shape (size, optional parts) that state_dict fits."""
+    def shape_of(cls, state_dict):
+        """The constructor arguments of the model a checkpoint's weights belong to."""
         hidden, conv_ch = cls.size_of(state_dict)
-        return cls(peak_emphasis="peak_slope.weight" in state_dict, hidden=hidden, conv_ch=conv_ch,
-                   flatness=state_dict["inp.weight"].shape[1] > N_BANDS + FINE_BINS)
+        return dict(hidden=hidden, conv_ch=conv_ch, peak_emphasis="peak_slope.weight" in state_dict,
+                    flatness=state_dict["inp.weight"].shape[1] > N_BANDS + FINE_BINS)
+
+    @classmethod
+    def for_weights(cls, state_dict):
+        """An untrained model of the shape (size, optional parts) that state_dict fits;
+        a smaller checkpoint grows into a larger model with widen_weights instead."""
+        return cls(**cls.shape_of(state_dict))
 
     def initial_state(self, batch=1, device="cpu"):
         return [
@@ -165,15 +167,6 @@ class VaeDenoiser(nn.Module):
         # per-frame posterior uncertainty: mean posterior std over the latent dims
         uncertainty = torch.exp(0.5 * logvar).mean(dim=-1)
         return gains, speech_prob, uncertainty, mu, logvar, (n0, n1, n2, n3)
-
-
-def load_weights(model, state_dict):
-    """Load a checkpoint's weights; one older than the peak-emphasis term may lack only
-    VaeDenoiser.NEW_TENSORS, which then keep their pass-through initial values."""
-    missing, unexpected = model.load_state_dict(state_dict, strict=False)
-    bad = [k for k in missing if k not in VaeDenoiser.NEW_TENSORS] + list(unexpected)
-    if bad:
-        raise ValueError(f"checkpoint does not fit the model: {bad}")
 
 
 def widen_weights(src, model):
