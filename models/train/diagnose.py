@@ -15,6 +15,13 @@
       the model's own gains, then changed after the fact and scored: pooled into the 40
       bands (is there per-bin detail in them?), smoothed over time, and gated by the
       speech probability (more suppression where the model hears no speech).
+  python diagnose.py speech-errors --model ../denoiser.onnx
+      where the model loses against the ideal 40-band gains: the ideal gains spliced in
+      only where the clean reference holds speech, or only in its pauses; then, in the
+      bands (below 8 kHz) that speech dominates (ideal band gain >= -3 dB), how far the
+      model's band gain falls below the ideal one, weighted by the speech energy there, and
+      the share of that energy taken away by more than 6 dB, by noise family, input SNR and
+      time since the word's onset.
 """
 import argparse
 import json
@@ -159,6 +166,70 @@ def gain_variants(model):
               f"onset loss {s['onset_loss_db']:.1f} dB, noise reduction {s['noise_reduction_db']:.1f} dB")
 
 
+def _band_gains(g, X, bands):
+    """[T, 40] the band gain a per-bin gain g applies to X's energy in each band."""
+    p = np.abs(X) ** 2
+    return np.sqrt(((g**2 * p) @ bands) / (p @ bands + 1e-12))
+
+
+def speech_errors(model, wrong_db=-6.0, speech_dominated_db=-3.0, top_band=24):
+    import collections
+
+    import onnxruntime as ort
+    from vae import band_matrix
+    bands = band_matrix()
+    spread = bands.T / (bands.T.sum(axis=0, keepdims=True) + 1e-12)  # [40, bins]
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    meta = json.loads((ev.EVAL / "meta.json").read_text())
+    floor = 10 ** (-30 / 20)  # denoised's default attenuation limit, on every variant
+    rows = {k: [] for k in ("model", "ideal band gains in speech frames", "ideal band gains in pauses")}
+    errs, weights = [], []
+    wrong, total = collections.defaultdict(float), collections.defaultdict(float)
+    for it in meta:
+        c, _ = sf.read(ev.EVAL / "clean" / it["file"], dtype="float32")
+        x, _ = sf.read(ev.EVAL / "noisy" / it["file"], dtype="float32")
+        X, S = ev.analyse(x), ev.analyse(c)
+        g = np.clip(ev.model_outputs(sess, np.stack([X.real, X.imag], -1)[None])["gains"][0], floor, 1.0)
+        ideal = np.clip(np.abs(S) / (np.abs(X) + 1e-12), floor, 1.0)
+        gb, ib = _band_gains(g, X, bands), _band_gains(ideal, X, bands)
+        e = (np.abs(S) ** 2).sum(1)
+        speech = e > e.max() * 1e-4  # within 40 dB of the item's loudest frame
+        ideal_bins = np.clip(ib @ spread, floor, 1.0)
+        for name, gain in zip(rows, (g, np.where(speech[:, None], ideal_bins, g), np.where(speech[:, None], g, ideal_bins))):
+            rows[name].append(ev.metrics(ev.synthesise(X * gain, len(x)).astype(np.float32), c, x))
+        # band errors where speech dominates (below 8 kHz: PESQ-WB's and STOI's range)
+        w = ((np.abs(S) ** 2) @ bands)[:, :top_band]
+        w = w / w.sum()
+        err = 20 * np.log10(gb[:, :top_band] / ib[:, :top_band])
+        dom = 20 * np.log10(ib[:, :top_band]) >= speech_dominated_db
+        errs.append(err[dom]), weights.append(w[dom])
+        active, age = e > e.max() * 1e-3, 0
+        for t in range(len(e)):
+            age = age + 1 if active[t] else 0
+            since = "pause" if age == 0 else "1-5 frames" if age <= 5 else "6-20 frames" if age <= 20 else "> 20 frames"
+            for key in (f"noise {it['noise']}", f"SNR {it['snr_db']:+d} dB", f"since onset {since}"):
+                wrong[key] += w[t][dom[t] & (err[t] < wrong_db)].sum()
+                total[key] += w[t][dom[t]].sum()
+    for name, r in rows.items():
+        s = ev.summarize({name: r}, meta)[name]["overall"]
+        print(f"{name:34s} PESQ-WB {s['pesq_wb']:.2f}, STOI {s['stoi']:.3f}, SI-SDR {s['si_sdr']:.1f} dB, "
+              f"onset loss {s['onset_loss_db']:.1f} dB, noise reduction {s['noise_reduction_db']:.1f} dB")
+    d, w = np.concatenate(errs), np.concatenate(weights)
+    order = np.argsort(d)
+    cum = np.cumsum(w[order]) / w.sum()
+    pct = {q: d[order][np.searchsorted(cum, q)] for q in (0.05, 0.1, 0.25, 0.5)}
+    print(f"model band gain - ideal band gain where speech dominates (ideal >= {speech_dominated_db:g} dB, bands below "
+          f"8 kHz), weighted by speech energy: mean {np.sum(d * w) / w.sum():.2f} dB; "
+          + ", ".join(f"{int(q * 100)}th percentile {v:.1f} dB" for q, v in pct.items()))
+    print(f"share of that speech energy taken away by more than {-wrong_db:g} dB beyond the ideal gain:")
+    def order(key):  # by group, then by number where the key has one
+        num = [float(t) for t in key.replace(">", "").split() if t.lstrip("+-").isdigit()]
+        return key.split()[0], num[0] if num else -1.0, key
+    for key in sorted(total, key=order):
+        if total[key] > 0:
+            print(f"  {key:26s} {wrong[key] / total[key]:.3f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -169,11 +240,15 @@ def main():
     sub.add_parser("oracle")
     g = sub.add_parser("gain-variants")
     g.add_argument("--model", default=str(ev.ROOT / "models" / "denoiser.onnx"))
+    e = sub.add_parser("speech-errors")
+    e.add_argument("--model", default=str(ev.ROOT / "models" / "denoiser.onnx"))
     args = ap.parse_args()
     if args.cmd == "clean-through":
         clean_through(args.model)
     elif args.cmd == "gain-variants":
         gain_variants(args.model)
+    elif args.cmd == "speech-errors":
+        speech_errors(args.model)
     elif args.cmd == "oracle":
         oracle()
     else:

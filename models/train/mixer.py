@@ -7,7 +7,9 @@ recordings and a ninth family, band hiss), SNR -5..25 dB, level -45..-10 dBFS, m
 colouration and band limiting, plus noise-only and speech-only examples.
 
 The training target is the speech with the direct path and early reflections (first
-50 ms) of the room: the model removes noise, it is not asked to dereverberate.
+50 ms) of the room, so the model is asked to remove the late reverberation too (a partial
+dereverberation, as in the DNS challenge's targets). With room_target="full" the target
+keeps the whole room (pure noise removal, what RNNoise and NoiseTorch do).
 """
 import json
 import math
@@ -229,9 +231,11 @@ def _resampled_segments(buf, starts, lens, n, L, gen, speed):
     return buf[st[:, None] + i0.long()] * (1 - frac) + buf[st[:, None] + i1.long()] * frac
 
 
-def make_batch(corpus, n, L, gen, noise_aug=False):
+def make_batch(corpus, n, L, gen, noise_aug=False, room_target="early"):
     """noise_aug (train.py --noise-aug): real recordings played at 0.7-1.4x speed (half of
-    them) with a random spectral tilt, and the hiss family among the synthetic noises."""
+    them) with a random spectral tilt, and the hiss family among the synthetic noises.
+    room_target (train.py --room-target): "early" keeps the first 50 ms of the room in the
+    target, "full" all of it (the input always gets the full room)."""
     dev = corpus.speech.device
     r = lambda *s: torch.rand(*s, generator=gen, device=dev)  # noqa: E731
     speech, k = _segments(corpus.speech, corpus.s_start, corpus.s_len, n, L, gen, loop=False)
@@ -244,7 +248,9 @@ def make_batch(corpus, n, L, gen, noise_aug=False):
     speech = torch.where(ext[:, None], speech + hf * hf_gain, speech)
     # room: full RIR on the input, direct path + early reflections in the target
     rir = corpus.rirs[torch.randint(len(corpus.rirs), (n,), generator=gen, device=dev)]
-    early = rir * (torch.arange(rir.shape[1], device=dev) < EARLY_SAMPLES).float()
+    if room_target not in ("early", "full"):
+        raise ValueError(f"room_target must be 'early' or 'full', not {room_target!r}")
+    early = rir if room_target == "full" else rir * (torch.arange(rir.shape[1], device=dev) < EARLY_SAMPLES).float()
     use_room = (r(n, 1) < 0.5).float()
     wet, dry = _conv(speech, rir), _conv(speech, early)
     speech_in = use_room * wet + (1 - use_room) * speech

@@ -174,6 +174,9 @@ def main():
     ap.add_argument("--peak-emphasis", action="store_true", help="add the peak-emphasis gain term (see vae.py; not in the shipped model)")
     ap.add_argument("--noise-aug", action="store_true",
                     help="augment the training noise (mixer.make_batch: faster/slower real recordings, the hiss family); validation stays as it was")
+    ap.add_argument("--room-target", choices=("early", "full"), default="early",
+                    help="training target in a simulated room: direct path + first 50 ms (early) or the whole room (full: "
+                         "no dereverberation asked); validation keeps early")
     ap.add_argument("--model-copy", default=None, help="also write the weights alone (no optimiser) here at every save")
     ap.add_argument("--init", default=None, help="warm-start from a checkpoint (a narrower model's weights are "
                     "widened to --hidden / --conv-ch / --flatness, see vae.widen_weights)")
@@ -249,7 +252,7 @@ def main():
             g["lr"] = lr
         model.train()
         with torch.no_grad():
-            noisy, clean, _ = mixer.make_batch(train, args.batch, L, gen, noise_aug=args.noise_aug)
+            noisy, clean, _ = mixer.make_batch(train, args.batch, L, gen, noise_aug=args.noise_aug, room_target=args.room_target)
         loss, parts, _, nxt = losses(model, noisy, clean, win, beta, state=state, weights=weights)
         if args.stateful:
             state = carry_state(nxt, gen)
