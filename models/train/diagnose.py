@@ -25,6 +25,7 @@
 """
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -172,13 +173,18 @@ def _band_gains(g, X, bands):
     return np.sqrt(((g**2 * p) @ bands) / (p @ bands + 1e-12))
 
 
-def speech_errors(model, wrong_db=-6.0, speech_dominated_db=-3.0, top_band=24):
+def speech_errors(model, wrong_db=-6.0, speech_dominated_db=-3.0):
     import collections
 
     import onnxruntime as ort
     from vae import band_matrix
     bands = band_matrix()
     spread = bands.T / (bands.T.sum(axis=0, keepdims=True) + 1e-12)  # [40, bins]
+    centre_hz = (np.arange(bands.shape[0]) * ev.SR / 2 / (bands.shape[0] - 1)) @ bands
+    top_band = int(np.sum(centre_hz < 8000))  # PESQ-WB's and STOI's range
+    groups = {"band 0-500 Hz": centre_hz[:top_band] < 500,
+              "band 500-2000 Hz": (centre_hz[:top_band] >= 500) & (centre_hz[:top_band] < 2000),
+              "band 2000-8000 Hz": centre_hz[:top_band] >= 2000}
     sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     meta = json.loads((ev.EVAL / "meta.json").read_text())
     floor = 10 ** (-30 / 20)  # denoised's default attenuation limit, on every variant
@@ -197,7 +203,7 @@ def speech_errors(model, wrong_db=-6.0, speech_dominated_db=-3.0, top_band=24):
         ideal_bins = np.clip(ib @ spread, floor, 1.0)
         for name, gain in zip(rows, (g, np.where(speech[:, None], ideal_bins, g), np.where(speech[:, None], g, ideal_bins))):
             rows[name].append(ev.metrics(ev.synthesise(X * gain, len(x)).astype(np.float32), c, x))
-        # band errors where speech dominates (below 8 kHz: PESQ-WB's and STOI's range)
+        # band errors where speech dominates (below 8 kHz)
         w = ((np.abs(S) ** 2) @ bands)[:, :top_band]
         w = w / w.sum()
         err = 20 * np.log10(gb[:, :top_band] / ib[:, :top_band])
@@ -210,6 +216,9 @@ def speech_errors(model, wrong_db=-6.0, speech_dominated_db=-3.0, top_band=24):
             for key in (f"noise {it['noise']}", f"SNR {it['snr_db']:+d} dB", f"since onset {since}"):
                 wrong[key] += w[t][dom[t] & (err[t] < wrong_db)].sum()
                 total[key] += w[t][dom[t]].sum()
+        for key, in_group in groups.items():
+            wrong[key] += w[:, in_group][dom[:, in_group] & (err[:, in_group] < wrong_db)].sum()
+            total[key] += w[:, in_group][dom[:, in_group]].sum()
     for name, r in rows.items():
         s = ev.summarize({name: r}, meta)[name]["overall"]
         print(f"{name:34s} PESQ-WB {s['pesq_wb']:.2f}, STOI {s['stoi']:.3f}, SI-SDR {s['si_sdr']:.1f} dB, "
@@ -223,8 +232,8 @@ def speech_errors(model, wrong_db=-6.0, speech_dominated_db=-3.0, top_band=24):
           + ", ".join(f"{int(q * 100)}th percentile {v:.1f} dB" for q, v in pct.items()))
     print(f"share of that speech energy taken away by more than {-wrong_db:g} dB beyond the ideal gain:")
     def order(key):  # by group, then by number where the key has one
-        num = [float(t) for t in key.replace(">", "").split() if t.lstrip("+-").isdigit()]
-        return key.split()[0], num[0] if num else -1.0, key
+        num = re.search(r"[+-]?\d+", key.split(" ", 1)[1])
+        return key.split()[0], float(num.group()) if num else -1.0, key
     for key in sorted(total, key=order):
         if total[key] > 0:
             print(f"  {key:26s} {wrong[key] / total[key]:.3f}")
@@ -242,7 +251,11 @@ def main():
     g.add_argument("--model", default=str(ev.ROOT / "models" / "denoiser.onnx"))
     e = sub.add_parser("speech-errors")
     e.add_argument("--model", default=str(ev.ROOT / "models" / "denoiser.onnx"))
+    e.add_argument("--split", choices=["val", "train"], default="val",
+                   help="the held-out set (cache/eval) or the one of training voices and noises (cache/eval_train)")
     args = ap.parse_args()
+    if getattr(args, "split", "val") == "train":
+        ev.EVAL = ev.HERE / "cache" / "eval_train"
     if args.cmd == "clean-through":
         clean_through(args.model)
     elif args.cmd == "gain-variants":
