@@ -173,7 +173,10 @@ def _band_gains(g, X, bands):
     return np.sqrt(((g**2 * p) @ bands) / (p @ bands + 1e-12))
 
 
-def speech_errors(model, wrong_db=-6.0, speech_dominated_db=-3.0):
+def speech_errors(model, outputs=None, wrong_db=-6.0, speech_dominated_db=-3.0):
+    """outputs: a folder of another system's outputs (e.g. cache/eval/out_rnnoise): its band
+    gains are then read back from its output (output / input energy per band, at most 1)
+    and the spliced rows are left out."""
     import collections
 
     import onnxruntime as ort
@@ -185,19 +188,28 @@ def speech_errors(model, wrong_db=-6.0, speech_dominated_db=-3.0):
     groups = {"band 0-500 Hz": centre_hz[:top_band] < 500,
               "band 500-2000 Hz": (centre_hz[:top_band] >= 500) & (centre_hz[:top_band] < 2000),
               "band 2000-8000 Hz": centre_hz[:top_band] >= 2000}
-    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    sess = None if outputs else ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     meta = json.loads((ev.EVAL / "meta.json").read_text())
     floor = 10 ** (-30 / 20)  # denoised's default attenuation limit, on every variant
-    rows = {k: [] for k in ("model", "ideal band gains in speech frames", "ideal band gains in pauses")}
+    names = ("model", "ideal band gains in speech frames", "ideal band gains in pauses")
+    rows = {k: [] for k in (names[:1] if outputs else names)}
     errs, weights = [], []
     wrong, total = collections.defaultdict(float), collections.defaultdict(float)
     for it in meta:
         c, _ = sf.read(ev.EVAL / "clean" / it["file"], dtype="float32")
         x, _ = sf.read(ev.EVAL / "noisy" / it["file"], dtype="float32")
         X, S = ev.analyse(x), ev.analyse(c)
-        g = np.clip(ev.model_outputs(sess, np.stack([X.real, X.imag], -1)[None])["gains"][0], floor, 1.0)
         ideal = np.clip(np.abs(S) / (np.abs(X) + 1e-12), floor, 1.0)
-        gb, ib = _band_gains(g, X, bands), _band_gains(ideal, X, bands)
+        ib = _band_gains(ideal, X, bands)
+        if outputs:
+            y, _ = sf.read(Path(outputs) / it["file"], dtype="float32")
+            Y = ev.analyse(y[:len(x)])
+            # a gate's digital silence: counted as -80 dB, so the mean stays finite
+            gb = np.sqrt(np.clip(((np.abs(Y) ** 2) @ bands) / ((np.abs(X) ** 2) @ bands + 1e-12), 1e-8, 1.0))
+            g = Y / np.where(np.abs(X) > 0, X, 1.0)  # only for the "model" row below
+        else:
+            g = np.clip(ev.model_outputs(sess, np.stack([X.real, X.imag], -1)[None])["gains"][0], floor, 1.0)
+            gb = _band_gains(g, X, bands)
         e = (np.abs(S) ** 2).sum(1)
         speech = e > e.max() * 1e-4  # within 40 dB of the item's loudest frame
         ideal_bins = np.clip(ib @ spread, floor, 1.0)
@@ -251,6 +263,7 @@ def main():
     g.add_argument("--model", default=str(ev.ROOT / "models" / "denoiser.onnx"))
     e = sub.add_parser("speech-errors")
     e.add_argument("--model", default=str(ev.ROOT / "models" / "denoiser.onnx"))
+    e.add_argument("--outputs", default=None, help="score another system's output folder instead of --model")
     e.add_argument("--split", choices=["val", "train"], default="val",
                    help="the held-out set (cache/eval) or the one of training voices and noises (cache/eval_train)")
     args = ap.parse_args()
@@ -261,7 +274,7 @@ def main():
     elif args.cmd == "gain-variants":
         gain_variants(args.model)
     elif args.cmd == "speech-errors":
-        speech_errors(args.model)
+        speech_errors(args.model, args.outputs)
     elif args.cmd == "oracle":
         oracle()
     else:
