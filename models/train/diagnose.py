@@ -13,8 +13,10 @@
       pooled into 40 bands (the resolution of a band-gain model such as RNNoise's).
   python diagnose.py gain-variants --model ../denoiser.onnx
       the model's own gains, then changed after the fact and scored: pooled into the 40
-      bands (is there per-bin detail in them?), smoothed over time, and gated by the
-      speech probability (more suppression where the model hears no speech).
+      bands (is there per-bin detail in them?), smoothed over time, gated by the speech
+      probability (more suppression where the model hears no speech) or floored by it (less
+      where it hears speech), after RNNoise's pitch filter, and with the model run on the
+      input 15 dB quieter or louder (does its level matter?).
   python diagnose.py speech-errors --model ../denoiser.onnx
       where the model loses against the ideal 40-band gains: the ideal gains spliced in
       only where the clean reference holds speech, or only in its pauses; then, in the
@@ -125,15 +127,49 @@ def _gate(prob, p_lo=0.2, p_hi=0.5, hold_frames=10, depth_db=10.0):
     return floor + (1 - floor) * out
 
 
+def _pitch_frames(x, lag_min=96, lag_max=768):
+    """For every frame of analyse(x): the spectrum of the same window one pitch period
+    earlier (zeros before the start). The period is the lag of 2-16 ms (500-62.5 Hz) with the
+    highest normalised correlation between the frame and the signal that lag before it:
+    causal, like RNNoise's pitch search, without its downsampling and octave checks."""
+    from vae import HOP, N_FFT, sqrt_hann
+    win = sqrt_hann().numpy()
+    n_hops = -(-(len(x) + N_FFT - HOP) // HOP)
+    front = lag_max + N_FFT - HOP  # frame t of analyse() starts at xp[lag_max + t * HOP]
+    xp = np.concatenate([np.zeros(front, np.float32), x, np.zeros(n_hops * HOP - len(x), np.float32)])
+    lags = np.arange(lag_min, lag_max + 1)
+    fft_n = 1 << int(np.ceil(np.log2(lag_max + 2 * N_FFT)))
+    out = np.empty((n_hops, N_FFT // 2 + 1), np.complex128)
+    for t in range(n_hops):
+        start = lag_max + t * HOP
+        cur, past = xp[start:start + N_FFT], xp[start - lag_max:start + N_FFT]
+        corr = np.fft.irfft(np.fft.rfft(past, fft_n) * np.conj(np.fft.rfft(cur, fft_n)), fft_n)
+        energy = np.concatenate([[0.0], np.cumsum(past.astype(np.float64) ** 2)])
+        j = lag_max - lags  # past[j:j+N_FFT] is the window `lag` samples back
+        score = corr[j] / np.sqrt((cur @ cur) * (energy[j + N_FFT] - energy[j]) + 1e-18)
+        lag = lags[np.argmax(score)]
+        out[t] = np.fft.rfft(xp[start - lag:start - lag + N_FFT] * win)
+    return out
+
+
+def _pitch_filtered(X, P, g, bands, spread):
+    """RNNoise's pitch filter as its paper describes it, on our bands: X + r P per band,
+    r from the band's pitch correlation and the model's band gain (full where the correlation
+    exceeds the gain), then each band scaled back to its own energy; the gains are applied
+    after it."""
+    ex, ep = (np.abs(X) ** 2) @ bands + 1e-12, (np.abs(P) ** 2) @ bands + 1e-12
+    corr = np.clip(np.real(X * np.conj(P)) @ bands / np.sqrt(ex * ep), 0.0, 0.999)
+    gb = np.clip(_band_gains(g, X, bands), 1e-3, 0.999)
+    r2 = np.where(corr > gb, 1.0, corr**2 * (1 - gb**2) / (1e-3 + gb**2 * (1 - corr**2)))
+    Xf = X + (np.sqrt(np.clip(r2, 0.0, 1.0) * ex / ep) @ spread) * P
+    return Xf * (np.sqrt(ex / ((np.abs(Xf) ** 2) @ bands + 1e-12)) @ spread)
+
+
 def gain_variants(model):
     import onnxruntime as ort
     from vae import band_matrix
     bands = band_matrix()
     spread = bands.T / (bands.T.sum(axis=0, keepdims=True) + 1e-12)  # [40, bins]
-
-    def band_pooled(g, X):  # power-weighted mean of g^2 in each band, spread back
-        p = np.abs(X) ** 2
-        return np.sqrt(((g**2 * p) @ bands) / (p @ bands + 1e-12)) @ spread
 
     def smoothed(g, a=0.3):  # one-pole over time, causal
         out, prev = np.empty_like(g), g[0]
@@ -142,25 +178,42 @@ def gain_variants(model):
             out[t] = prev
         return out
 
+    def speech_floor(g, p, db):  # at least -db where the model hears speech (p 0.5 -> 0.9: 0 -> full)
+        return np.maximum(g, np.clip((p[:, None] - 0.5) / 0.4, 0.0, 1.0) * 10 ** (db / 20))
+
+    # each variant: (gains, spectrum) -> the spectrum to resynthesise
     variants = {
-        "plain": lambda g, X, p: g,
-        "40-band pooled": lambda g, X, p: band_pooled(g, X),
-        "smoothed over time (a=0.3)": lambda g, X, p: smoothed(g),
-        "speech-probability gate (-10 dB)": lambda g, X, p: g * _gate(p)[:, None],
+        "plain": lambda g, X, p, P: X * g,
+        "40-band pooled": lambda g, X, p, P: X * (_band_gains(g, X, bands) @ spread),
+        "smoothed over time (a=0.3)": lambda g, X, p, P: X * smoothed(g),
+        "speech-probability gate (-10 dB)": lambda g, X, p, P: X * g * _gate(p)[:, None],
+        "speech-probability floor -6 dB": lambda g, X, p, P: X * speech_floor(g, p, -6),
+        "speech-probability floor -15 dB": lambda g, X, p, P: X * speech_floor(g, p, -15),
+        "RNNoise-style pitch filter": lambda g, X, p, P: _pitch_filtered(X, P, g, bands, spread) * g,
+        "input 15 dB quieter": None, "input 15 dB louder": None,  # the model run on a scaled input
     }
     sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     meta = json.loads((ev.EVAL / "meta.json").read_text())
     floor = 10 ** (-30 / 20)  # denoised's default attenuation limit
     rows = {k: [] for k in variants}
+
+    def gains_of(X):
+        out = ev.model_outputs(sess, np.stack([X.real, X.imag], -1)[None])
+        return np.clip(out["gains"][0], floor, 1.0), out["speech_prob"][0]
+
     for it in meta:
         c, _ = sf.read(ev.EVAL / "clean" / it["file"], dtype="float32")
         x, _ = sf.read(ev.EVAL / "noisy" / it["file"], dtype="float32")
         X = ev.analyse(x)
-        out = ev.model_outputs(sess, np.stack([X.real, X.imag], -1)[None])
-        g0 = np.clip(out["gains"][0], floor, 1.0)
+        g0, p = gains_of(X)
+        P = _pitch_frames(x)
         for name, fn in variants.items():  # after the limit: the gate may go below it
-            g = fn(g0, X, out["speech_prob"][0])
-            rows[name].append(ev.metrics(ev.synthesise(X * g, len(x)).astype(np.float32), c, x))
+            if fn is None:
+                k = 10 ** ((15 if "louder" in name else -15) / 20)
+                Y = X * gains_of(X * k)[0]  # gains from the scaled input, on the item as it is
+            else:
+                Y = fn(g0, X, p, P)
+            rows[name].append(ev.metrics(ev.synthesise(Y, len(x)).astype(np.float32), c, x))
     for name, r in rows.items():
         s = ev.summarize({name: r}, meta)[name]["overall"]
         print(f"{name:34s} PESQ-WB {s['pesq_wb']:.2f}, STOI {s['stoi']:.3f}, SI-SDR {s['si_sdr']:.1f} dB, "
