@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 ASYM_WEIGHT = 1.0  # defaults of --asym-weight and --onset-weight
 ONSET_WEIGHT = 4.0  # extra weight of speech removed in the first 50 ms of each word
 PESQ_BAND_HZ = 8000  # --hf-weight scales the loss above this (PESQ-WB and STOI stop here)
+PESQ_TOP_BAND = int(((vae.band_matrix().T @ (torch.arange(vae.BINS) * 50.0).numpy()) < PESQ_BAND_HZ).sum())  # bands centred below 8 kHz
 P_RESET = 0.25  # share of batch rows whose recurrent state is reset between steps
 
 
@@ -96,6 +97,31 @@ def mrstft_loss(y, s, hf_weight=1.0):
     return loss / 3
 
 
+def perceptual_loss(Y, S, bands, top_band):
+    """A PESQ-like disturbance (after PMSQE, Martin-Donas et al. 2018), as a loss: PESQ-WB
+    scores loudness differences per Bark-like band in the speech frames, and counts added
+    energy (residual noise) far more than removed energy. Here: band powers of the bands
+    below 8 kHz, each example scaled to the mean band power of its clean speech (PESQ aligns
+    levels), loudness = power^0.23; per frame, the symmetric disturbance is the norm of the
+    loudness difference, the asymmetric one that difference weighted by the ratio of
+    enhanced to clean power ((Py + c) / (Ps + c))^1.2, counted only where it exceeds 3 and
+    capped at 12, as in PESQ; both averaged over the frames that hold speech, with PESQ's
+    weights 0.1 and 0.0309."""
+    py = (Y.real.pow(2) + Y.imag.pow(2)) @ bands[:, :top_band]
+    ps = (S.real.pow(2) + S.imag.pow(2)) @ bands[:, :top_band]
+    active = vad_labels(S)  # [B, T]
+    ref = (ps.mean(-1) * active).sum(1) / active.sum(1).clamp(min=1.0)  # [B]
+    ref = ref.clamp(min=1e-10)[:, None, None]
+    py, ps = py / ref, ps / ref
+    d = (py + 1e-6).pow(0.23) - (ps + 1e-6).pow(0.23)
+    d_sym = d.pow(2).mean(-1).add(1e-12).sqrt()
+    ratio = ((py + 0.05) / (ps + 0.05)).pow(1.2)
+    asym = torch.where(ratio < 3.0, torch.zeros_like(ratio), ratio.clamp(max=12.0))
+    d_asym = (d.abs() * asym).mean(-1)
+    per_frame = 0.1 * d_sym + 0.0309 * d_asym
+    return (per_frame * active).sum() / active.sum().clamp(min=1.0)
+
+
 def si_sdr(est, ref):
     ref = ref - ref.mean(-1, keepdim=True)
     est = est - est.mean(-1, keepdim=True)
@@ -133,7 +159,8 @@ def carry_state(state, gen):
 
 def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None):
     """weights: dict(asym_weight, onset_weight, hf_weight) for spec_loss (defaults if None)."""
-    weights = weights or {}
+    weights = dict(weights or {})
+    pesq_weight = weights.pop("pesq_weight", 0.0)
     X, S = stft(noisy, win), stft(clean, win)
     gains, prob, mu, logvar, nxt = run_model(model, X, sample, state)
     Y = X * gains
@@ -144,7 +171,12 @@ def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None
     l_vad = F.binary_cross_entropy(prob.clamp(1e-6, 1 - 1e-6), vad_labels(S))
     kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
     total = l_spec + l_mr + 0.05 * l_vad + beta * kl
-    return total, dict(spec=l_spec.item(), mr=l_mr.item(), vad=l_vad.item(), kl=kl.item()), (y, s), nxt
+    parts = dict(spec=l_spec.item(), mr=l_mr.item(), vad=l_vad.item(), kl=kl.item())
+    if pesq_weight > 0:
+        l_pesq = perceptual_loss(Y, S, model.bands, PESQ_TOP_BAND)
+        total = total + pesq_weight * l_pesq
+        parts["pesq"] = l_pesq.item()
+    return total, parts, (y, s), nxt
 
 
 def main():
@@ -170,6 +202,8 @@ def main():
     ap.add_argument("--asym-weight", type=float, default=ASYM_WEIGHT, help="weight of removed speech (see spec_loss)")
     ap.add_argument("--onset-weight", type=float, default=ONSET_WEIGHT, help="extra weight of speech removed at word onsets")
     ap.add_argument("--hf-weight", type=float, default=1.0, help=f"loss weight above {PESQ_BAND_HZ} Hz relative to below (see freq_weights)")
+    ap.add_argument("--pesq-weight", type=float, default=0.0,
+                    help="weight of the PESQ-like perceptual loss (see perceptual_loss; 0 = off); validation leaves it out")
     ap.add_argument("--flatness", action="store_true", help="add the band-flatness input features (see vae.py; not in the shipped model)")
     ap.add_argument("--peak-emphasis", action="store_true", help="add the peak-emphasis gain term (see vae.py; not in the shipped model)")
     ap.add_argument("--noise-aug", action="store_true",
@@ -240,7 +274,8 @@ def main():
         vl, imp = validate(model, vbatch, win, args.beta)
         print("VAL", json.dumps(dict(step=step, val_loss=vl, val_si_sdr_gain_db=imp)), flush=True)
         return
-    weights = dict(asym_weight=args.asym_weight, onset_weight=args.onset_weight, hf_weight=args.hf_weight)
+    weights = dict(asym_weight=args.asym_weight, onset_weight=args.onset_weight, hf_weight=args.hf_weight,
+                   pesq_weight=args.pesq_weight)
     log = open(run / "log.jsonl", "a")
     t0 = time.time()
     state = None
