@@ -246,7 +246,7 @@ def speech_errors(model, outputs=None, wrong_db=-6.0, speech_dominated_db=-3.0):
     floor = 10 ** (-30 / 20)  # denoised's default attenuation limit, on every variant
     names = ("model", "ideal band gains in speech frames", "ideal band gains in pauses")
     rows = {k: [] for k in (names[:1] if outputs else names)}
-    errs, weights = [], []
+    errs, weights, excess = [], [], []
     wrong, total = collections.defaultdict(float), collections.defaultdict(float)
     for it in meta:
         c, _ = sf.read(ev.EVAL / "clean" / it["file"], dtype="float32")
@@ -274,6 +274,11 @@ def speech_errors(model, outputs=None, wrong_db=-6.0, speech_dominated_db=-3.0):
         err = 20 * np.log10(gb[:, :top_band] / ib[:, :top_band])
         dom = 20 * np.log10(ib[:, :top_band]) >= speech_dominated_db
         errs.append(err[dom]), weights.append(w[dom])
+        # the other side: noise left inside the words, where the noise dominates a band
+        # (ideal gain below -10 dB), weighted by the noisy energy there
+        noisy_dom = speech[:, None] & (20 * np.log10(ib[:, :top_band]) < -10)
+        ex = ((np.abs(X) ** 2) @ bands)[:, :top_band]
+        excess.append((np.sum(err[noisy_dom] * ex[noisy_dom]), np.sum(ex[noisy_dom])))
         active, age = e > e.max() * 1e-3, 0
         for t in range(len(e)):
             age = age + 1 if active[t] else 0
@@ -295,6 +300,9 @@ def speech_errors(model, outputs=None, wrong_db=-6.0, speech_dominated_db=-3.0):
     print(f"model band gain - ideal band gain where speech dominates (ideal >= {speech_dominated_db:g} dB, bands below "
           f"8 kHz), weighted by speech energy: mean {np.sum(d * w) / w.sum():.2f} dB; "
           + ", ".join(f"{int(q * 100)}th percentile {v:.1f} dB" for q, v in pct.items()))
+    ex_sum = np.sum(excess, axis=0)
+    print(f"model band gain - ideal band gain where the noise dominates in speech frames (ideal < -10 dB), weighted "
+          f"by the noisy energy: mean {ex_sum[0] / ex_sum[1]:+.2f} dB (positive: noise left inside the words)")
     print(f"share of that speech energy taken away by more than {-wrong_db:g} dB beyond the ideal gain:")
     def order(key):  # by group, then by number where the key has one
         num = re.search(r"[+-]?\d+", key.split(" ", 1)[1])
