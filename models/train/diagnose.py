@@ -17,6 +17,8 @@
       probability (more suppression where the model hears no speech) or floored by it (less
       where it hears speech), after RNNoise's pitch filter, and with the model run on the
       input 15 dB quieter or louder (does its level matter?).
+  python diagnose.py timeline --model ../denoiser.onnx --item 053.wav --band-hz 700 2300
+      one item over time in one frequency range: clean, noisy, our output and RNNoise's.
   python diagnose.py speech-errors --model ../denoiser.onnx
       where the model loses against the ideal 40-band gains: the ideal gains spliced in
       only where the clean reference holds speech, or only in its pauses; then, in the
@@ -312,6 +314,28 @@ def speech_errors(model, outputs=None, wrong_db=-6.0, speech_dominated_db=-3.0):
             print(f"  {key:26s} {wrong[key] / total[key]:.3f}")
 
 
+def timeline(model, item, lo_hz, hi_hz, step_frames=5):
+    """One item, every step_frames hops: the energy (dB) of the clean speech, the noisy input,
+    our output and RNNoise's (cache/eval/out_rnnoise) between lo_hz and hi_hz, with our mean
+    gain there and our speech probability."""
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    c, _ = sf.read(ev.EVAL / "clean" / item, dtype="float32")
+    x, _ = sf.read(ev.EVAL / "noisy" / item, dtype="float32")
+    rn, _ = sf.read(ev.EVAL / "out_rnnoise" / item, dtype="float32")
+    X = ev.analyse(x)
+    out = ev.model_outputs(sess, np.stack([X.real, X.imag], -1)[None])
+    g = np.clip(out["gains"][0], 10 ** (-30 / 20), 1.0)
+    y = ev.synthesise(X * g, len(x))
+    band = slice(int(lo_hz / 50), int(hi_hz / 50))  # 50 Hz per bin
+    level = lambda s: 10 * np.log10((np.abs(ev.analyse(s)[:, band]) ** 2).sum(1) + 1e-9)  # noqa: E731
+    lc, lx, ly, lr = level(c), level(x), level(y), level(rn[:len(x)])
+    print(f"{item}, {lo_hz}-{hi_hz} Hz: energy in dB (arbitrary reference)")
+    for t in range(0, len(lc), step_frames):
+        print(f"{t * 10:6d} ms  clean {lc[t]:6.1f}  noisy {lx[t]:6.1f}  ours {ly[t]:6.1f}  RNNoise {lr[t]:6.1f}  "
+              f"our mean gain {20 * np.log10(g[t, band].mean()):6.1f} dB  speech prob {out['speech_prob'][0][t]:.2f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -322,6 +346,10 @@ def main():
     sub.add_parser("oracle")
     g = sub.add_parser("gain-variants")
     g.add_argument("--model", default=str(ev.ROOT / "models" / "denoiser.onnx"))
+    tl = sub.add_parser("timeline")
+    tl.add_argument("--model", default=str(ev.ROOT / "models" / "denoiser.onnx"))
+    tl.add_argument("--item", default="053.wav")
+    tl.add_argument("--band-hz", type=float, nargs=2, default=[700.0, 2300.0])
     e = sub.add_parser("speech-errors")
     e.add_argument("--model", default=str(ev.ROOT / "models" / "denoiser.onnx"))
     e.add_argument("--outputs", default=None, help="score another system's output folder instead of --model")
@@ -334,6 +362,8 @@ def main():
         clean_through(args.model)
     elif args.cmd == "gain-variants":
         gain_variants(args.model)
+    elif args.cmd == "timeline":
+        timeline(args.model, args.item, *args.band_hz)
     elif args.cmd == "speech-errors":
         speech_errors(args.model, args.outputs)
     elif args.cmd == "oracle":
