@@ -11,6 +11,9 @@ Run after changing vae.py; exits non-zero on the first failure.
 - VaeDenoiser.for_weights: rebuilds the shape of every variant from its weights alone.
 - streaming equals batch in PyTorch: 50 frames at once equal 50 calls of one frame with
   the state carried (the property the ONNX parity test in export.py relies on).
+- train.perceptual_loss: zero for the clean speech itself, independent of the level (each
+  example is scaled to its clean speech), and it grows with added noise, more for noise
+  added than for the same energy taken away (PESQ's asymmetry).
 """
 import sys
 
@@ -67,11 +70,30 @@ def check_streaming(spec):
     print(f"ok  streaming T=1 equals batch: max difference {diff:.1e}")
 
 
+def check_perceptual_loss():
+    import train
+    bands = torch.from_numpy(vae.band_matrix())
+    loss = lambda y, s: train.perceptual_loss(y, s, bands, train.PESQ_TOP_BAND).item()  # noqa: E731
+    t = torch.arange(60)[None, :, None]
+    # a harmonic "speech" spectrum (well above the -40 dB activity threshold), 60 frames
+    S = torch.complex(torch.ones(1, 60, vae.BINS) * (torch.arange(vae.BINS) % 4 == 0) * (1 + 0.1 * torch.sin(t / 3.0)),
+                      torch.zeros(1, 60, vae.BINS))
+    N = torch.complex(torch.randn(1, 60, vae.BINS), torch.randn(1, 60, vae.BINS)) * 0.3
+    same, scaled = loss(S, S), loss(S * 100, S * 100)
+    assert same < 1e-5 and scaled < 1e-5, f"clean against itself: {same}, {scaled}"
+    a, b, c = loss(S + 0.5 * N, S), loss(S + N, S), loss((S + N) * 100, S * 100)
+    assert 0 < a < b and abs(b - c) < 1e-3 * b, f"added noise: {a}, {b}, louder {c}"
+    added, removed = loss(S * 2, S), loss(S / 2, S)  # power x4: past the asymmetry threshold
+    assert added > removed, f"added energy {added} should cost more than removed {removed}"
+    print(f"ok  perceptual loss: 0 on clean, noise {a:.4f} < {b:.4f} (level-independent), added {added:.4f} > removed {removed:.4f}")
+
+
 def main():
     torch.manual_seed(0)
     spec = torch.randn(2, 50, vae.BINS, 2) * 3
     check_widen(spec)
     check_streaming(spec)
+    check_perceptual_loss()
     return 0
 
 

@@ -238,7 +238,8 @@ def speech_errors(model, outputs=None, wrong_db=-6.0, speech_dominated_db=-3.0):
     from vae import band_matrix
     bands = band_matrix()
     spread = bands.T / (bands.T.sum(axis=0, keepdims=True) + 1e-12)  # [40, bins]
-    centre_hz = (np.arange(bands.shape[0]) * ev.SR / 2 / (bands.shape[0] - 1)) @ bands
+    from vae import band_centres_hz
+    centre_hz = band_centres_hz(bands)
     top_band = int(np.sum(centre_hz < 8000))  # PESQ-WB's and STOI's range
     groups = {"band 0-500 Hz": centre_hz[:top_band] < 500,
               "band 500-2000 Hz": (centre_hz[:top_band] >= 500) & (centre_hz[:top_band] < 2000),

@@ -54,6 +54,12 @@ def band_matrix(n_bands=N_BANDS, bins=BINS, sr=SR):
     return m.astype(np.float32)
 
 
+def band_centres_hz(bands=None):
+    """[n_bands] the centre frequency of each band of band_matrix() (its weighted mean)."""
+    bands = band_matrix() if bands is None else bands
+    return (np.arange(bands.shape[0]) * SR / 2 / (bands.shape[0] - 1)) @ bands
+
+
 def sqrt_hann(n=N_FFT):
     # periodic Hann, square-rooted: with a 50% hop, window^2 sums to exactly 1 (perfect reconstruction)
     return torch.sqrt(0.5 - 0.5 * torch.cos(2 * math.pi * torch.arange(n) / n))
