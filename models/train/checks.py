@@ -84,7 +84,8 @@ def check_perceptual_loss():
     a, b, c = loss(S + 0.5 * N, S), loss(S + N, S), loss((S + N) * 100, S * 100)
     assert 0 < a < b and abs(b - c) < 1e-3 * b, f"added noise: {a}, {b}, louder {c}"
     added, removed = loss(S * 2, S), loss(S / 2, S)  # power x4: past the asymmetry threshold
-    assert added > removed, f"added energy {added} should cost more than removed {removed}"
+    # loudness compression alone makes added cost ~1.4x removed; PESQ's asymmetry factor, 3x and more
+    assert added > 2 * removed, f"added energy {added} should cost far more than removed {removed}"
     print(f"ok  perceptual loss: 0 on clean, noise {a:.4f} < {b:.4f} (level-independent), added {added:.4f} > removed {removed:.4f}")
 
 
