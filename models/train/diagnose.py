@@ -40,6 +40,7 @@ from scipy.signal import resample_poly, stft
 import evaluate as ev
 
 EDGES_HZ = [0, 150, 300, 600, 1200, 2400, 4000, 6000, 8000, 12000, 24000]
+LIMIT_FLOOR = 10 ** (-30 / 20)  # denoised's default attenuation limit, as a gain
 
 
 def clean_through(model):
@@ -196,7 +197,7 @@ def gain_variants(model):
     }
     sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     meta = json.loads((ev.EVAL / "meta.json").read_text())
-    floor = 10 ** (-30 / 20)  # denoised's default attenuation limit
+    floor = LIMIT_FLOOR
     rows = {k: [] for k in variants}
 
     def gains_of(X):
@@ -235,10 +236,9 @@ def speech_errors(model, outputs=None, wrong_db=-6.0, speech_dominated_db=-3.0):
     import collections
 
     import onnxruntime as ort
-    from vae import band_matrix
+    from vae import band_centres_hz, band_matrix
     bands = band_matrix()
     spread = bands.T / (bands.T.sum(axis=0, keepdims=True) + 1e-12)  # [40, bins]
-    from vae import band_centres_hz
     centre_hz = band_centres_hz(bands)
     top_band = int(np.sum(centre_hz < 8000))  # PESQ-WB's and STOI's range
     groups = {"band 0-500 Hz": centre_hz[:top_band] < 500,
@@ -246,8 +246,8 @@ def speech_errors(model, outputs=None, wrong_db=-6.0, speech_dominated_db=-3.0):
               "band 2000-8000 Hz": centre_hz[:top_band] >= 2000}
     sess = None if outputs else ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     meta = json.loads((ev.EVAL / "meta.json").read_text())
-    floor = 10 ** (-30 / 20)  # denoised's default attenuation limit, on every variant
-    names = ("model", "ideal band gains in speech frames", "ideal band gains in pauses")
+    floor = LIMIT_FLOOR  # on every variant, the ideal gains too (so not oracle()'s 2.57)
+    names = ("model", "ideal band gains in speech frames", "ideal band gains in pauses", "ideal band gains everywhere")
     rows = {k: [] for k in (names[:1] if outputs else names)}
     errs, weights, excess = [], [], []
     wrong, total = collections.defaultdict(float), collections.defaultdict(float)
@@ -269,7 +269,8 @@ def speech_errors(model, outputs=None, wrong_db=-6.0, speech_dominated_db=-3.0):
         e = (np.abs(S) ** 2).sum(1)
         speech = e > e.max() * 1e-4  # within 40 dB of the item's loudest frame
         ideal_bins = np.clip(ib @ spread, floor, 1.0)
-        for name, gain in zip(rows, (g, np.where(speech[:, None], ideal_bins, g), np.where(speech[:, None], g, ideal_bins))):
+        variants = (g, np.where(speech[:, None], ideal_bins, g), np.where(speech[:, None], g, ideal_bins), ideal_bins)
+        for name, gain in zip(rows, variants):
             rows[name].append(ev.metrics(ev.synthesise(X * gain, len(x)).astype(np.float32), c, x))
         # band errors where speech dominates (below 8 kHz)
         w = ((np.abs(S) ** 2) @ bands)[:, :top_band]
@@ -326,7 +327,7 @@ def timeline(model, item, lo_hz, hi_hz, step_frames=5):
     rn, _ = sf.read(ev.EVAL / "out_rnnoise" / item, dtype="float32")
     X = ev.analyse(x)
     out = ev.model_outputs(sess, np.stack([X.real, X.imag], -1)[None])
-    g = np.clip(out["gains"][0], 10 ** (-30 / 20), 1.0)
+    g = np.clip(out["gains"][0], LIMIT_FLOOR, 1.0)
     y = ev.synthesise(X * g, len(x))
     band = slice(int(lo_hz / 50), int(hi_hz / 50))  # 50 Hz per bin
     level = lambda s: 10 * np.log10((np.abs(ev.analyse(s)[:, band]) ** 2).sum(1) + 1e-9)  # noqa: E731
