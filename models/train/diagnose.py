@@ -21,7 +21,9 @@
       one item over time in one frequency range: clean, noisy, our output and RNNoise's.
   python diagnose.py speech-errors --model ../denoiser.onnx
       where the model loses against the ideal 40-band gains: the ideal gains spliced in
-      only where the clean reference holds speech, or only in its pauses; then, in the
+      only where the clean reference holds speech, or only in its pauses, and within the
+      speech frames only the speech-dominated or only the noise-dominated bands brought to
+      the ideal level (the speech the model cuts against the noise it leaves); then, in the
       bands (below 8 kHz) that speech dominates (ideal band gain >= -3 dB), how far the
       model's band gain falls below the ideal one, weighted by the speech energy there, and
       the share of that energy taken away by more than 6 dB, by noise family, input SNR and
@@ -247,7 +249,8 @@ def speech_errors(model, outputs=None, wrong_db=-6.0, speech_dominated_db=-3.0):
     sess = None if outputs else ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     meta = json.loads((ev.EVAL / "meta.json").read_text())
     floor = LIMIT_FLOOR  # on every variant, the ideal gains too (so not oracle()'s 2.57)
-    names = ("model", "ideal band gains in speech frames", "ideal band gains in pauses", "ideal band gains everywhere")
+    names = ("model", "ideal band gains in speech frames", "ideal band gains in pauses", "ideal band gains everywhere",
+             "speech frames, speech-dominated bands at the ideal level", "speech frames, noise-dominated bands at the ideal level")
     rows = {k: [] for k in (names[:1] if outputs else names)}
     errs, weights, excess = [], [], []
     wrong, total = collections.defaultdict(float), collections.defaultdict(float)
@@ -269,7 +272,15 @@ def speech_errors(model, outputs=None, wrong_db=-6.0, speech_dominated_db=-3.0):
         e = (np.abs(S) ** 2).sum(1)
         speech = e > e.max() * 1e-4  # within 40 dB of the item's loudest frame
         ideal_bins = np.clip(ib @ spread, floor, 1.0)
-        variants = (g, np.where(speech[:, None], ideal_bins, g), np.where(speech[:, None], g, ideal_bins), ideal_bins)
+        # the two sides of the speech frames apart: the model's per-bin gains rescaled so that
+        # its band levels equal the ideal ones only in the bands where speech dominates (the
+        # speech it cuts), or only in the others (the noise it leaves)
+        dom_all = 20 * np.log10(ib) >= speech_dominated_db
+        def at_ideal(where):
+            r = np.where(speech[:, None] & where, ib / np.maximum(gb, 1e-6), 1.0)
+            return np.clip(g * (r @ spread), floor, 1.0)
+        variants = (g,) if outputs else (g, np.where(speech[:, None], ideal_bins, g), np.where(speech[:, None], g, ideal_bins),
+                                         ideal_bins, at_ideal(dom_all), at_ideal(~dom_all))
         for name, gain in zip(rows, variants):
             rows[name].append(ev.metrics(ev.synthesise(X * gain, len(x)).astype(np.float32), c, x))
         # band errors where speech dominates (below 8 kHz)

@@ -117,18 +117,26 @@ def _rms(x):
     return torch.sqrt(torch.mean(x**2, dim=-1, keepdim=True) + 1e-12)
 
 
-def synth_noise(n, L, gen, dev, corpus, family=None, families=8):
+def synth_noise(n, L, gen, dev, corpus, family=None, families=8, drop=()):
     """Synthetic noise, one family (random among the first `families`, or `family`) per
     row: eight families, nine with the hiss family of noise_aug. Each family is computed
-    only for the rows that use it (this runs twice per training batch)."""
-    kind = torch.randint(families, (n,), generator=gen, device=dev)
+    only for the rows that use it (this runs twice per training batch). drop: names from
+    DROPPABLE, left out of the draw (see make_batch); empty, the draws are as they always were."""
+    fams = list(_FAMILIES)
+    if "babble" in drop:  # the babble-or-rumble family gives only rumble
+        fams[_FAMILIES.index(_babble_or_rumble)] = lambda *a: _babble_or_rumble(*a, babble_share=0.0)
+    if "music" in drop:
+        allowed = torch.tensor([i for i in range(families) if _FAMILIES[i] is not _music], device=dev)
+        kind = allowed[torch.randint(len(allowed), (n,), generator=gen, device=dev)]
+    else:
+        kind = torch.randint(families, (n,), generator=gen, device=dev)
     if family is not None:
         kind = torch.full_like(kind, family)
     out = torch.zeros(n, L, device=dev)
-    for fam in range(len(_FAMILIES)):
+    for fam in range(len(fams)):
         rows = (kind == fam).nonzero()[:, 0]
         if len(rows):
-            out[rows] = _FAMILIES[fam](len(rows), L, gen, dev, corpus)
+            out[rows] = fams[fam](len(rows), L, gen, dev, corpus)
     return out / _rms(out)
 
 
@@ -178,14 +186,14 @@ def _music(m, L, gen, dev, corpus):
     return sum(torch.sin(h * phase) / h for h in range(1, 6))
 
 
-def _babble_or_rumble(m, L, gen, dev, corpus):
-    # babble: 5 other talkers summed (70%), or modulated rumble
+def _babble_or_rumble(m, L, gen, dev, corpus, babble_share=0.7):
+    # babble: 5 other talkers summed (babble_share, 70 %), or modulated rumble
     r = lambda *s: torch.rand(*s, generator=gen, device=dev)  # noqa: E731
     t = torch.arange(L, device=dev)[None, :] / SR
     babble = sum(_segments(corpus.speech, corpus.s_start, corpus.s_len, m, L, gen, loop=True)[0] for _ in range(5))
     white = torch.randn(m, L, generator=gen, device=dev)
     rumble = _fft_filter(white, lambda f: 1 / (1 + (f / 120) ** 4)) * (1 + 0.8 * torch.sin(2 * math.pi * 2 * r(m, 1) * t))
-    return torch.where(r(m, 1) < 0.7, babble, rumble)
+    return torch.where(r(m, 1) < babble_share, babble, rumble)
 
 
 def _hiss(m, L, gen, dev, corpus):
@@ -214,6 +222,9 @@ def _hiss(m, L, gen, dev, corpus):
 
 _FAMILIES = [_power_law(0.0), _power_law(0.5), _power_law(1.0), _hum, _fan, _clicks, _music, _babble_or_rumble, _hiss]
 N_BASE_FAMILIES = 8  # the corpus-era families; noise_aug adds _hiss
+# families that make_batch(drop=...) can leave out: the harmonic ones, whose pitched,
+# formant-free or speech-like sound teaches the model that a held voiced sound may be noise
+DROPPABLE = ("music", "babble")
 
 
 def _resampled_segments(buf, starts, lens, n, L, gen, speed):
@@ -231,11 +242,15 @@ def _resampled_segments(buf, starts, lens, n, L, gen, speed):
     return buf[st[:, None] + i0.long()] * (1 - frac) + buf[st[:, None] + i1.long()] * frac
 
 
-def make_batch(corpus, n, L, gen, noise_aug=False, room_target="early"):
+def make_batch(corpus, n, L, gen, noise_aug=False, room_target="early", drop=()):
     """noise_aug (train.py --noise-aug): real recordings played at 0.7-1.4x speed (half of
     them) with a random spectral tilt, and the hiss family among the synthetic noises.
     room_target (train.py --room-target): "early" keeps the first 50 ms of the room in the
-    target, "full" all of it (the input always gets the full room)."""
+    target, "full" all of it (the input always gets the full room).
+    drop (train.py --drop-noise): synthetic families left out, names from DROPPABLE."""
+    unknown = set(drop) - set(DROPPABLE)
+    if unknown:
+        raise ValueError(f"drop: unknown noise families {sorted(unknown)}, known: {DROPPABLE}")
     dev = corpus.speech.device
     r = lambda *s: torch.rand(*s, generator=gen, device=dev)  # noqa: E731
     speech, k = _segments(corpus.speech, corpus.s_start, corpus.s_len, n, L, gen, loop=False)
@@ -266,8 +281,8 @@ def make_batch(corpus, n, L, gen, noise_aug=False, room_target="early"):
         real = _fft_filter(real, lambda f: (f.clamp(min=50) / 1000) ** tilt)
     else:
         real, _ = _segments(corpus.noise, corpus.n_start, corpus.n_len, n, L, gen, loop=True)
-    noise = torch.where(r(n, 1) < 0.55, real / _rms(real), synth_noise(n, L, gen, dev, corpus, families=families))
-    second = synth_noise(n, L, gen, dev, corpus, families=families)
+    noise = torch.where(r(n, 1) < 0.55, real / _rms(real), synth_noise(n, L, gen, dev, corpus, families=families, drop=drop))
+    second = synth_noise(n, L, gen, dev, corpus, families=families, drop=drop)
     noise = noise + (r(n, 1) < 0.3).float() * second * 10 ** (-(6 * r(n, 1)) / 20)
     noise = noise / _rms(noise)
     snr_db = -5 + 30 * r(n, 1)

@@ -211,6 +211,8 @@ def main():
     ap.add_argument("--room-target", choices=("early", "full"), default="early",
                     help="training target in a simulated room: direct path + first 50 ms (early) or the whole room (full: "
                          "no dereverberation asked); validation keeps early")
+    ap.add_argument("--drop-noise", default="", help=f"comma-separated synthetic noise families to leave out of "
+                    f"training, of {','.join(mixer.DROPPABLE)} (see mixer.DROPPABLE); validation keeps them")
     ap.add_argument("--model-copy", default=None, help="also write the weights alone (no optimiser) here at every save")
     ap.add_argument("--init", default=None, help="warm-start from a checkpoint (a narrower model's weights are "
                     "widened to --hidden / --conv-ch / --flatness, see vae.widen_weights)")
@@ -274,6 +276,7 @@ def main():
         vl, imp = validate(model, vbatch, win, args.beta)
         print("VAL", json.dumps(dict(step=step, val_loss=vl, val_si_sdr_gain_db=imp)), flush=True)
         return
+    drop = tuple(x for x in args.drop_noise.split(",") if x)
     weights = dict(asym_weight=args.asym_weight, onset_weight=args.onset_weight, hf_weight=args.hf_weight,
                    pesq_weight=args.pesq_weight)
     log = open(run / "log.jsonl", "a")
@@ -287,7 +290,8 @@ def main():
             g["lr"] = lr
         model.train()
         with torch.no_grad():
-            noisy, clean, _ = mixer.make_batch(train, args.batch, L, gen, noise_aug=args.noise_aug, room_target=args.room_target)
+            noisy, clean, _ = mixer.make_batch(train, args.batch, L, gen, noise_aug=args.noise_aug, room_target=args.room_target,
+                                                drop=drop)
         loss, parts, _, nxt = losses(model, noisy, clean, win, beta, state=state, weights=weights)
         if args.stateful:
             state = carry_state(nxt, gen)
