@@ -5,10 +5,12 @@ Run after changing vae.py; exits non-zero on the first failure.
   python checks.py
 
 - vae.widen_weights: a model grown from a smaller checkpoint (wider GRUs, wider conv
-  features, the flatness inputs, the peak-emphasis head) computes the same gains, speech
+  features, the flatness or noise-floor inputs, the peak-emphasis head) computes the same gains, speech
   probability and uncertainty as the checkpoint, and its new units are alive (their state
   moves), so training can use them.
 - VaeDenoiser.for_weights: rebuilds the shape of every variant from its weights alone.
+- vae.noise_floor_snr: 0 on steady noise, a loud stretch does not lift the floor, the floor
+  follows a rise in noise within NOISE_WIN frames, and frame by frame equals batch.
 - streaming equals batch in PyTorch: 50 frames at once equal 50 calls of one frame with
   the state carried (the property the ONNX parity test in export.py relies on).
 - train.perceptual_loss: zero for the clean speech itself, independent of the level (each
@@ -40,7 +42,8 @@ def outputs(model, spec):
 def check_widen(spec):
     small = random_model(hidden=256, conv_ch=128)
     for kw in (dict(hidden=256, conv_ch=128), dict(hidden=384, conv_ch=128), dict(hidden=448, conv_ch=192),
-               dict(hidden=384, conv_ch=128, flatness=True), dict(hidden=384, conv_ch=128, peak_emphasis=True)):
+               dict(hidden=384, conv_ch=128, flatness=True), dict(hidden=384, conv_ch=128, peak_emphasis=True),
+               dict(hidden=384, conv_ch=128, noise_floor=True), dict(hidden=384, conv_ch=128, flatness=True, noise_floor=True)):
         big = vae.VaeDenoiser(**kw).eval()
         big.load_state_dict(vae.widen_weights(small.state_dict(), big))
         a, b = outputs(small, spec), outputs(big, spec)
@@ -50,14 +53,35 @@ def check_widen(spec):
             new_units = b[5][2][..., 256:].abs().max().item()
             assert new_units > 1e-3, f"widen {kw}: the new GRU units stay at zero"
         rebuilt = vae.VaeDenoiser.for_weights(big.state_dict())
-        shape = (rebuilt.hidden, rebuilt.conv_ch, rebuilt.flatness, rebuilt.peak_emphasis)
-        want = (kw["hidden"], kw["conv_ch"], kw.get("flatness", False), kw.get("peak_emphasis", False))
+        shape = (rebuilt.hidden, rebuilt.conv_ch, rebuilt.flatness, rebuilt.peak_emphasis, rebuilt.noise_floor)
+        want = (kw["hidden"], kw["conv_ch"], kw.get("flatness", False), kw.get("peak_emphasis", False),
+                kw.get("noise_floor", False))
         assert shape == want, f"for_weights {kw}: got {shape}"
         print(f"ok  widen 256/128 -> {kw}: max difference {diff:.1e}")
 
 
+def check_noise_floor():
+    W = vae.NOISE_WIN
+    level = torch.full((1, 3 * W, vae.N_BANDS), -3.0)
+    level[:, 100:150] = 2.0  # a loud stretch: far above the floor, and it must not raise it
+    level[:, 2 * W:] = -1.0  # the noise gets 20 dB louder: the floor must follow within the window
+    state = torch.zeros(1, vae.N_BANDS, W - 1)
+    snr, _ = vae.noise_floor_snr(level, state)
+    frames, st = [], state
+    for t in range(level.shape[1]):
+        out, st = vae.noise_floor_snr(level[:, t:t + 1], st)
+        frames.append(out)
+    stream_diff = (torch.cat(frames, dim=1) - snr).abs().max().item()
+    assert stream_diff < TOL, f"noise floor: streaming differs from batch by {stream_diff}"
+    at = lambda t: snr[0, t, 0].item()  # noqa: E731
+    assert abs(at(99)) < 1e-5 and abs(at(120) - 5.0) < 1e-5 and abs(at(160)) < 1e-5, (at(99), at(120), at(160))
+    assert abs(at(2 * W) - 2.0) < 1e-5 and abs(at(3 * W - 1)) < 1e-5, (at(2 * W), at(3 * W - 1))
+    print(f"ok  noise floor: 0 on steady noise, +5 over a loud stretch that leaves it alone, follows a 20 dB rise "
+          f"within {W} frames; streaming equals batch ({stream_diff:.1e})")
+
+
 def check_streaming(spec):
-    model = random_model(hidden=384, conv_ch=128, flatness=True)
+    model = random_model(hidden=384, conv_ch=128, flatness=True, noise_floor=True)
     batch = outputs(model, spec[:1])[0]
     state, frames = model.initial_state(1), []
     with torch.no_grad():
@@ -93,7 +117,9 @@ def main():
     torch.manual_seed(0)
     spec = torch.randn(2, 50, vae.BINS, 2) * 3
     check_widen(spec)
-    check_streaming(spec)
+    check_noise_floor()
+    # long enough for the noise-floor window to slide, with a loud middle
+    check_streaming(torch.randn(2, vae.NOISE_WIN + 60, vae.BINS, 2) * torch.linspace(0.1, 10, vae.NOISE_WIN + 60)[None, :, None, None])
     check_perceptual_loss()
     return 0
 

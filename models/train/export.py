@@ -28,9 +28,13 @@ class Exported(torch.nn.Module):
         super().__init__()
         self.m = model
 
-    def forward(self, spec, s0, s1, s2, s3):
-        gains, prob, unc, _, _, (n0, n1, n2, n3) = self.m(spec, s0, s1, s2, s3)
-        return gains, prob, unc, n0, n1, n2, n3
+    def forward(self, spec, *states):
+        gains, prob, unc, _, _, nxt = self.m(spec, *states)
+        return (gains, prob, unc) + tuple(nxt)
+
+
+def state_names(model):
+    return STATE_NAMES + (["noise_floor"] if model.noise_floor else [])
 
 
 def export(model, out_path, meta):
@@ -39,8 +43,8 @@ def export(model, out_path, meta):
     T = 7
     spec = torch.randn(1, T, BINS, 2)
     states = model.initial_state(1)
-    in_names = ["spec"] + [f"state_in_{n}" for n in STATE_NAMES]
-    out_names = ["gains", "speech_prob", "uncertainty"] + [f"state_out_{n}" for n in STATE_NAMES]
+    in_names = ["spec"] + [f"state_in_{n}" for n in state_names(model)]
+    out_names = ["gains", "speech_prob", "uncertainty"] + [f"state_out_{n}" for n in state_names(model)]
     tmp = Path(str(out_path) + ".tmp")
     torch.onnx.export(w, (spec, *states), str(tmp), input_names=in_names, output_names=out_names,
                       dynamic_axes={"spec": {1: "T"}, "gains": {1: "T"}, "speech_prob": {1: "T"},

@@ -205,6 +205,8 @@ def main():
     ap.add_argument("--pesq-weight", type=float, default=0.0,
                     help="weight of the PESQ-like perceptual loss (see perceptual_loss; 0 = off); validation leaves it out")
     ap.add_argument("--flatness", action="store_true", help="add the band-flatness input features (see vae.py; not in the shipped model)")
+    ap.add_argument("--noise-floor", action="store_true",
+                    help="add the noise-floor input features (see vae.noise_floor_snr; not in the shipped model)")
     ap.add_argument("--peak-emphasis", action="store_true", help="add the peak-emphasis gain term (see vae.py; not in the shipped model)")
     ap.add_argument("--noise-aug", action="store_true",
                     help="augment the training noise (mixer.make_batch: faster/slower real recordings, the hiss family); validation stays as it was")
@@ -238,13 +240,15 @@ def main():
         shape = VaeDenoiser.shape_of(src) if src else dict(hidden=vae.HIDDEN, conv_ch=vae.CONV_CH)
         model = VaeDenoiser(peak_emphasis=args.peak_emphasis or shape.get("peak_emphasis", False),
                             hidden=args.hidden or shape["hidden"], conv_ch=args.conv_ch or shape["conv_ch"],
-                            flatness=args.flatness or shape.get("flatness", False))
+                            flatness=args.flatness or shape.get("flatness", False),
+                            noise_floor=args.noise_floor or shape.get("noise_floor", False))
         if src is not None:
             # the same shape copies; a narrower one, or one without the optional parts,
             # grows into this model computing the same gains (vae.widen_weights)
             model.load_state_dict(vae.widen_weights(src, model))
             print(f"warm start from {args.init} {VaeDenoiser.size_of(src)} into {(model.hidden, model.conv_ch)}"
-                  f"{' with flatness features' if model.flatness else ''}", flush=True)
+                  f"{' with flatness features' if model.flatness else ''}"
+                  f"{' with noise-floor features' if model.noise_floor else ''}", flush=True)
     model = model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     gen = torch.Generator(device=dev)

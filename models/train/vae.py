@@ -4,7 +4,8 @@ state tensor and returns the next one. That is also the ONNX contract (models/RE
 
 Signal path, per 10 ms hop (481 STFT bins at 48 kHz):
   noisy spectrum -> features: 40 log band energies (whole band) + compressed magnitudes of
-  the first 192 bins (0-9.6 kHz, the harmonic region)
+  the first 192 bins (0-9.6 kHz, the harmonic region) [+ optional experiments: the 40 band
+  flatnesses; the 40 band levels above a tracked noise floor, with its own state tensor]
   -> 2 causal convs over time (kernel 3: 20 ms of past context)
   -> encoder GRU -> Gaussian posterior q(z|x): mean, log-variance (64-d)
   -> z (sampled while training, the mean at inference)
@@ -39,6 +40,8 @@ CONV_CH = 128
 HIDDEN = 384  # gpu_v4 (gpu_v3 and before: 256)
 LATENT = 64
 CONV_K = 3
+NOISE_WIN = 150  # frames (1.5 s) of the noise-floor features' minimum tracker (see noise_floor_snr)
+NOISE_OFFSET = 10.0  # log10 powers are stored as NOISE_OFFSET - log10(p) > 0, so a zero state is never the minimum
 SLOPE_SCALE = 10.0  # the peak-emphasis head's output is scaled up: Adam moves it 10x faster than the other weights
 
 
@@ -78,18 +81,39 @@ class CausalConv(nn.Module):
         return self.conv(xp), xp[:, :, -(self.k - 1):]
 
 
+def noise_floor_snr(band_db, state):
+    """Minimum statistics (Martin 2001), per band: the lowest 3-frame mean of the log band
+    power over the last NOISE_WIN frames is the noise floor, and band_db minus it (a log
+    a-posteriori SNR, 0 where the band sits at its floor) is what the model gets. A
+    recurrent net must otherwise learn to carry 40 noise levels through its state; this
+    hands it the classic estimate, the cue for how much of a band is noise in the middle of
+    a word. band_db [B, T, N_BANDS] (log10 power), state [B, N_BANDS, NOISE_WIN - 1] (the
+    past frames, stored as NOISE_OFFSET - log10 p, zero at the start of a stream: every real
+    value is > 0, so zeros never count as a floor). Returns ([B, T, N_BANDS], next state);
+    the same code runs a whole file and one frame at a time (ONNX: AveragePool, MaxPool)."""
+    v = torch.cat([state, (NOISE_OFFSET - band_db).transpose(1, 2)], dim=2)  # [B, bands, W-1+T]
+    smooth = torch.nn.functional.avg_pool1d(v, 3, stride=1)
+    floor_db = NOISE_OFFSET - torch.nn.functional.max_pool1d(smooth, NOISE_WIN - 2, stride=1)  # [B, bands, T]
+    return band_db - floor_db.transpose(1, 2), v[:, :, -(NOISE_WIN - 1):]
+
+
 class VaeDenoiser(nn.Module):
     """hidden / conv_ch: widths of the two GRUs and of the conv features (gpu_v4: 384 / 128;
     until gpu_v3 256 / 128). `size_of(state_dict)` reads them back from a checkpoint.
     flatness: 40 more input features, the spectral flatness of each band (see features()),
-    an experiment (train.py --flatness); off in every shipped model."""
+    an experiment (train.py --flatness); off in every shipped model.
+    noise_floor: 40 more, each band's level above its tracked noise floor (noise_floor_snr),
+    with one more state tensor; an experiment (train.py --noise-floor)."""
 
-    def __init__(self, peak_emphasis=False, hidden=HIDDEN, conv_ch=CONV_CH, flatness=False):
+    def __init__(self, peak_emphasis=False, hidden=HIDDEN, conv_ch=CONV_CH, flatness=False, noise_floor=False):
         super().__init__()
-        self.peak_emphasis, self.flatness = peak_emphasis, flatness
+        self.peak_emphasis, self.flatness, self.noise_floor = peak_emphasis, flatness, noise_floor
         self.hidden, self.conv_ch = hidden, conv_ch
         self.register_buffer("bands", torch.from_numpy(band_matrix()))
-        self.inp = nn.Linear(N_BANDS + FINE_BINS + (N_BANDS if flatness else 0), conv_ch)
+        if noise_floor:  # marks the variant in a checkpoint (shape_of): its width alone could be flatness
+            self.register_buffer("noise_win", torch.tensor(NOISE_WIN))
+        n_in = N_BANDS + FINE_BINS + (N_BANDS if flatness else 0) + (N_BANDS if noise_floor else 0)
+        self.inp = nn.Linear(n_in, conv_ch)
         self.conv1 = CausalConv(conv_ch, conv_ch)
         self.conv2 = CausalConv(conv_ch, conv_ch)
         self.enc = nn.GRU(conv_ch, hidden, batch_first=True)
@@ -121,8 +145,10 @@ class VaeDenoiser(nn.Module):
     def shape_of(cls, state_dict):
         """The constructor arguments of the model a checkpoint's weights belong to."""
         hidden, conv_ch = cls.size_of(state_dict)
+        noise_floor = "noise_win" in state_dict
+        n_in = state_dict["inp.weight"].shape[1] - (N_BANDS if noise_floor else 0)
         return dict(hidden=hidden, conv_ch=conv_ch, peak_emphasis="peak_slope.weight" in state_dict,
-                    flatness=state_dict["inp.weight"].shape[1] > N_BANDS + FINE_BINS)
+                    flatness=n_in > N_BANDS + FINE_BINS, noise_floor=noise_floor)
 
     @classmethod
     def for_weights(cls, state_dict):
@@ -136,9 +162,10 @@ class VaeDenoiser(nn.Module):
             torch.zeros(batch, self.conv_ch, CONV_K - 1, device=device),
             torch.zeros(1, batch, self.hidden, device=device),
             torch.zeros(1, batch, self.hidden, device=device),
-        ]
+        ] + ([torch.zeros(batch, N_BANDS, NOISE_WIN - 1, device=device)] if self.noise_floor else [])
 
-    def features(self, power, band_power):  # power [B, T, BINS], band_power [B, T, N_BANDS]
+    def features(self, power, band_power, noise_state=None):
+        """power [B, T, BINS], band_power [B, T, N_BANDS] -> (features, next noise state or None)."""
         band_db = torch.log10(band_power + 1e-9)  # ~[-9, 3]
         fine = (power[..., :FINE_BINS] + 1e-12) ** 0.15  # |X|^0.3
         feats = [(band_db + 4.0) / 4.0, fine]
@@ -150,12 +177,19 @@ class VaeDenoiser(nn.Module):
             # the fine magnitudes give only below 9.6 kHz and only through a linear layer
             log_flat = torch.log(power + 1e-9) @ self.bands - torch.log(band_power + 1e-9)
             feats.append((log_flat + 0.58).clamp(min=-6.0) / 2.0)
-        return torch.cat(feats, dim=-1)
+        nxt = None
+        if self.noise_floor:
+            snr_db, nxt = noise_floor_snr(band_db, noise_state)
+            feats.append(snr_db / 2.0)  # log10 units: 0 at the floor, 1 per 20 dB above it
+        return torch.cat(feats, dim=-1), nxt
 
-    def forward(self, spec, s0, s1, s2, s3, sample=False):  # spec [B, T, BINS, 2]
+    def forward(self, spec, *states, sample=False):
+        """spec [B, T, BINS, 2]; states: initial_state()'s tensors (4, or 5 with noise_floor)."""
+        s0, s1, s2, s3 = states[:4]
         power = spec[..., 0] ** 2 + spec[..., 1] ** 2
         band_power = power @ self.bands
-        f = torch.relu(self.inp(self.features(power, band_power))).transpose(1, 2)  # [B, C, T]
+        feats, n4 = self.features(power, band_power, states[4] if self.noise_floor else None)
+        f = torch.relu(self.inp(feats)).transpose(1, 2)  # [B, C, T]
         h, n0 = self.conv1(f, s0)
         h = torch.relu(h)
         h, n1 = self.conv2(h, s1)
@@ -172,7 +206,8 @@ class VaeDenoiser(nn.Module):
         speech_prob = torch.sigmoid(self.vad(d))[..., 0]
         # per-frame posterior uncertainty: mean posterior std over the latent dims
         uncertainty = torch.exp(0.5 * logvar).mean(dim=-1)
-        return gains, speech_prob, uncertainty, mu, logvar, (n0, n1, n2, n3)
+        nxt = (n0, n1, n2, n3) + ((n4,) if self.noise_floor else ())
+        return gains, speech_prob, uncertainty, mu, logvar, nxt
 
 
 def widen_weights(src, model):
@@ -225,6 +260,7 @@ def count_macs_per_frame(model):
     macs += model.inp.in_features * c
     if model.flatness:
         macs += BINS * N_BANDS
+    # noise_floor: comparisons and additions only (about N_BANDS * NOISE_WIN per frame), no MACs
     macs += 2 * c * c * CONV_K
     macs += 3 * (c * h + h * h)
     macs += 2 * h * LATENT
