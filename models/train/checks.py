@@ -11,8 +11,9 @@ Run after changing vae.py; exits non-zero on the first failure.
 - VaeDenoiser.for_weights: rebuilds the shape of every variant from its weights alone.
 - vae.noise_floor_snr: 0 on steady noise, a loud stretch does not lift the floor, the floor
   follows a rise in noise within NOISE_WIN frames, and frame by frame equals batch.
-- streaming equals batch in PyTorch: 50 frames at once equal 50 calls of one frame with
-  the state carried (the property the ONNX parity test in export.py relies on).
+- streaming equals batch in PyTorch: 210 frames at once (longer than the noise-floor window)
+  equal 210 calls of one frame with the state carried (the property the ONNX parity test in
+  export.py relies on).
 - train.perceptual_loss: zero for the clean speech itself, independent of the level (each
   example is scaled to its clean speech), and it grows with added noise, more for noise
   added than for the same energy taken away (PESQ's asymmetry).
@@ -118,8 +119,9 @@ def main():
     spec = torch.randn(2, 50, vae.BINS, 2) * 3
     check_widen(spec)
     check_noise_floor()
-    # long enough for the noise-floor window to slide, with a loud middle
-    check_streaming(torch.randn(2, vae.NOISE_WIN + 60, vae.BINS, 2) * torch.linspace(0.1, 10, vae.NOISE_WIN + 60)[None, :, None, None])
+    # long enough for the noise-floor window to slide, growing louder so that its floor moves
+    frames = vae.NOISE_WIN + 60
+    check_streaming(torch.randn(2, frames, vae.BINS, 2) * torch.linspace(0.1, 10, frames)[None, :, None, None])
     check_perceptual_loss()
     return 0
 
