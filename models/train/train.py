@@ -217,10 +217,13 @@ def main():
                     f"training, of {','.join(mixer.DROPPABLE)} (see mixer.DROPPABLE); validation keeps them")
     ap.add_argument("--model-copy", default=None, help="also write the weights alone (no optimiser) here at every save")
     ap.add_argument("--init", default=None, help="warm-start from a checkpoint (a narrower model's weights are "
-                    "widened to --hidden / --conv-ch / --flatness, see vae.widen_weights)")
+                    "widened to --hidden / --conv-ch / --flatness / --noise-floor, see vae.widen_weights)")
     ap.add_argument("--hidden", type=int, default=None, help=f"GRU width (default: --init's, else {vae.HIDDEN})")
     ap.add_argument("--conv-ch", type=int, default=None, help=f"conv feature width (default: --init's, else {vae.CONV_CH})")
     args = ap.parse_args()
+    drop = tuple(x for x in args.drop_noise.split(",") if x)
+    if set(drop) - set(mixer.DROPPABLE):  # said now, not after the corpus has loaded
+        ap.error(f"--drop-noise: unknown families {sorted(set(drop) - set(mixer.DROPPABLE))}, known: {','.join(mixer.DROPPABLE)}")
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     if dev.type == "cuda":
@@ -280,7 +283,6 @@ def main():
         vl, imp = validate(model, vbatch, win, args.beta)
         print("VAL", json.dumps(dict(step=step, val_loss=vl, val_si_sdr_gain_db=imp)), flush=True)
         return
-    drop = tuple(x for x in args.drop_noise.split(",") if x)
     weights = dict(asym_weight=args.asym_weight, onset_weight=args.onset_weight, hf_weight=args.hf_weight,
                    pesq_weight=args.pesq_weight)
     log = open(run / "log.jsonl", "a")
