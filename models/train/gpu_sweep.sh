@@ -10,6 +10,9 @@
 # device returns at most 16 MiB a file), with its log as $OUT/NAME/train.log.
 set -euo pipefail
 cd "$(dirname "$0")"
+# gpu_prepare's archive of the small files (corpus index, RIRs, warm-start weights); files
+# already here (a smoke test on the build machine) are left alone
+if [ -f ../../.gpu/pack.tar.xz ]; then tar --skip-old-files -xJf ../../.gpu/pack.tar.xz; fi
 if ! python3 -c "import soundfile" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site ../../.whl/*.whl
   export PYTHONPATH=/tmp/site

@@ -204,9 +204,9 @@ def main():
     ap.add_argument("--hf-weight", type=float, default=1.0, help=f"loss weight above {PESQ_BAND_HZ} Hz relative to below (see freq_weights)")
     ap.add_argument("--pesq-weight", type=float, default=0.0,
                     help="weight of the PESQ-like perceptual loss (see perceptual_loss; 0 = off); validation leaves it out")
-    ap.add_argument("--flatness", action="store_true", help="add the band-flatness input features (see vae.py; not in the shipped model)")
+    ap.add_argument("--flatness", action="store_true", help="add the band-flatness input features (see vae.py; in the shipped model since gpu_v5)")
     ap.add_argument("--noise-floor", action="store_true",
-                    help="add the noise-floor input features (see vae.noise_floor_snr; not in the shipped model)")
+                    help="add the noise-floor input features (see vae.noise_floor_snr; in the shipped model since gpu_v5)")
     ap.add_argument("--peak-emphasis", action="store_true", help="add the peak-emphasis gain term (see vae.py; not in the shipped model)")
     ap.add_argument("--noise-aug", action="store_true",
                     help="augment the training noise (mixer.make_batch: faster/slower real recordings, the hiss family); validation stays as it was")

@@ -4,8 +4,9 @@ state tensor and returns the next one. That is also the ONNX contract (models/RE
 
 Signal path, per 10 ms hop (481 STFT bins at 48 kHz):
   noisy spectrum -> features: 40 log band energies (whole band) + compressed magnitudes of
-  the first 192 bins (0-9.6 kHz, the harmonic region) [+ optional experiments: the 40 band
-  flatnesses; the 40 band levels above a tracked noise floor, with its own state tensor]
+  the first 192 bins (0-9.6 kHz, the harmonic region) [+ optional: the 40 band
+  flatnesses; the 40 band levels above a tracked noise floor, with its own state tensor;
+  both are on in the shipped model since gpu_v5, off in gpu_v4 and before]
   -> 2 causal convs over time (kernel 3: 20 ms of past context)
   -> encoder GRU -> Gaussian posterior q(z|x): mean, log-variance (64-d)
   -> z (sampled while training, the mean at inference)
@@ -98,12 +99,12 @@ def noise_floor_snr(band_db, state):
 
 
 class VaeDenoiser(nn.Module):
-    """hidden / conv_ch: widths of the two GRUs and of the conv features (gpu_v4: 384 / 128;
-    until gpu_v3 256 / 128). `size_of(state_dict)` reads them back from a checkpoint.
-    flatness: 40 more input features, the spectral flatness of each band (see features()),
-    an experiment (train.py --flatness); off in every shipped model.
+    """hidden / conv_ch: widths of the two GRUs and of the conv features (since gpu_v4: 384 /
+    128; until gpu_v3 256 / 128). `size_of(state_dict)` reads them back from a checkpoint.
+    flatness: 40 more input features, the spectral flatness of each band (see features();
+    train.py --flatness; on in the shipped model since gpu_v5).
     noise_floor: 40 more, each band's level above its tracked noise floor (noise_floor_snr),
-    with one more state tensor; an experiment (train.py --noise-floor)."""
+    with one more state tensor (train.py --noise-floor; on since gpu_v5)."""
 
     def __init__(self, peak_emphasis=False, hidden=HIDDEN, conv_ch=CONV_CH, flatness=False, noise_floor=False):
         super().__init__()
