@@ -186,8 +186,16 @@ def gain_variants(model):
     def speech_floor(g, p, db):  # at least -db where the model hears speech (p 0.5 -> 0.9: 0 -> full)
         return np.maximum(g, np.clip((p[:, None] - 0.5) / 0.4, 0.0, 1.0) * 10 ** (db / 20))
 
+    def post_filter(g, beta):  # PercepNet's / DeepFilterNet's: low gains pushed lower, g = 1 kept
+        w = g * np.sin(np.pi / 2 * g)
+        return (1 + beta) * g / (1 + beta * (g / np.maximum(w, 1e-12)) ** 2)
+
     # each variant: (gains, spectrum) -> the spectrum to resynthesise
     variants = {
+        "post-filter beta 0.02": lambda g, X, p, P: X * post_filter(g, 0.02),
+        "post-filter beta 0.05": lambda g, X, p, P: X * post_filter(g, 0.05),
+        "post-filter beta 0.1": lambda g, X, p, P: X * post_filter(g, 0.1),
+        "gains ** 1.5": lambda g, X, p, P: X * g**1.5,
         "plain": lambda g, X, p, P: X * g,
         "40-band pooled": lambda g, X, p, P: X * (_band_gains(g, X, bands) @ spread),
         "smoothed over time (a=0.3)": lambda g, X, p, P: X * smoothed(g),
