@@ -1,5 +1,6 @@
-//! Criterion benches: one STFT round trip, one model call (T=1) and one whole worker hop
-//! (analysis, model, gains, synthesis) on the shipped model, or on the tiny GRU fixture
+//! Criterion benches: one STFT round trip, one pitch-filter hop (lag search and filter), one
+//! model call (T=1) and one whole worker hop (analysis, model, pitch filter, gains,
+//! synthesis) on the shipped model, or on the tiny GRU fixture
 //! when the shipped model is absent. Construction stays outside the timed loops; one hop
 //! is 10 ms of audio, so time per iteration / 10 ms is the real-time factor.
 
@@ -7,7 +8,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use denoised::dsp::{GainParams, HOP_SIZE, Stft};
+use denoised::dsp::{GainParams, HOP_SIZE, N_BINS, PitchFilter, Stft};
 use denoised::model::{LoadOptions, Model};
 use denoised::stream::StreamDenoiser;
 
@@ -38,6 +39,17 @@ fn benches(c: &mut Criterion) {
             stft.analyze(black_box(hop), &mut spec);
             stft.synthesize(&mut spec, &mut out);
             black_box(&out);
+        })
+    });
+
+    let mut pitch = PitchFilter::new();
+    let gains = vec![0.5f32; N_BINS];
+    let mut k = 0;
+    c.bench_function("pitch_filter_hop", |b| {
+        b.iter(|| {
+            let hop = &x[(k % 100) * HOP_SIZE..(k % 100 + 1) * HOP_SIZE];
+            k += 1;
+            black_box(pitch.process(black_box(hop), &spec, &gains, 0.03));
         })
     });
 

@@ -61,7 +61,14 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
     );
 
     let audio = generate_audio((opts.seconds * SAMPLE_RATE_HZ as f64) as usize, 42);
-    let params = GainParams::default();
+    let params = GainParams {
+        pitch_filter: opts.pitch_filter,
+        ..GainParams::default()
+    };
+    println!(
+        "pitch filter {}",
+        if params.pitch_filter { "on" } else { "off" }
+    );
     // warm-up, then the measured run
     denoise_channel(
         &mut model,

@@ -111,6 +111,9 @@ pub struct RunArgs {
     /// Mix of denoised (1.0) and original (0.0) audio [default: 1.0]
     #[arg(long, value_name = "X")]
     pub wet_dry: Option<f32>,
+    /// RNNoise's pitch filter before the gains: `--pitch-filter` or `--pitch-filter=false` [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub pitch_filter: Option<bool>,
     /// Output safety margin (ring pre-fill) in ms; adds to the latency [default: 10]
     #[arg(long, value_name = "MS")]
     pub latency_ms: Option<f32>,
@@ -165,6 +168,9 @@ pub struct CleanArgs {
     /// Mix of denoised (1.0) and original (0.0) audio.
     #[arg(long, value_name = "X", default_value_t = 1.0)]
     pub wet_dry: f32,
+    /// RNNoise's pitch filter before the gains: `--pitch-filter` or `--pitch-filter=false` [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub pitch_filter: Option<bool>,
     /// Files processed in parallel [default: number of CPU cores].
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -186,4 +192,7 @@ pub struct BenchArgs {
     /// Hops (10 ms) timed one by one for the streaming latency percentiles.
     #[arg(long, value_name = "N", default_value_t = 3000)]
     pub hops: usize,
+    /// Time the hops with the pitch filter (`--pitch-filter=false`: without) [default: true]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub pitch_filter: Option<bool>,
 }

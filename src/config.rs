@@ -56,7 +56,7 @@ pub fn provider(p: ProviderArg) -> Provider {
     }
 }
 
-pub fn gain_params(attenuation_limit_db: f32, wet: f32) -> Result<GainParams> {
+pub fn gain_params(attenuation_limit_db: f32, wet: f32, pitch_filter: bool) -> Result<GainParams> {
     if !(0.0..=100.0).contains(&attenuation_limit_db) {
         return Err(bad(
             "attenuation-limit-db",
@@ -74,6 +74,7 @@ pub fn gain_params(attenuation_limit_db: f32, wet: f32) -> Result<GainParams> {
     Ok(GainParams {
         attenuation_limit_db,
         wet,
+        pitch_filter,
     })
 }
 
@@ -86,7 +87,12 @@ pub fn load_options(m: &ModelArgs, intra_threads: usize) -> LoadOptions {
 
 /// Validated `clean` settings.
 pub fn clean_options(a: &CleanArgs, progress: bool) -> Result<CleanOptions> {
-    let gain = gain_params(a.attenuation_limit_db, a.wet_dry)?;
+    let gain = gain_params(
+        a.attenuation_limit_db,
+        a.wet_dry,
+        a.pitch_filter
+            .unwrap_or(crate::dsp::gain::DEFAULT_PITCH_FILTER),
+    )?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let jobs = a.jobs.unwrap_or(cores);
     if !(1..=1024).contains(&jobs) {
@@ -118,6 +124,7 @@ pub struct BenchOptions {
     pub load: LoadOptions,
     pub seconds: f64,
     pub hops: usize,
+    pub pitch_filter: bool,
 }
 
 pub fn bench_options(a: &BenchArgs) -> Result<BenchOptions> {
@@ -132,6 +139,9 @@ pub fn bench_options(a: &BenchArgs) -> Result<BenchOptions> {
         load: load_options(&a.model, 1),
         seconds: a.seconds,
         hops: a.hops,
+        pitch_filter: a
+            .pitch_filter
+            .unwrap_or(crate::dsp::gain::DEFAULT_PITCH_FILTER),
     })
 }
 
@@ -162,6 +172,7 @@ pub struct AudioSection {
 pub struct DenoiseSection {
     pub attenuation_limit_db: Option<f64>,
     pub wet_dry: Option<f64>,
+    pub pitch_filter: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, serde::Deserialize)]
@@ -268,7 +279,11 @@ pub fn merge_run_options(
         .map(f64::from)
         .or(f.denoise.wet_dry)
         .unwrap_or(1.0);
-    let gain = gain_params(att as f32, wet as f32)?;
+    let pitch_filter = a
+        .pitch_filter
+        .or(f.denoise.pitch_filter)
+        .unwrap_or(crate::dsp::gain::DEFAULT_PITCH_FILTER);
+    let gain = gain_params(att as f32, wet as f32, pitch_filter)?;
     let latency_ms = a
         .latency_ms
         .map(f64::from)
@@ -414,7 +429,11 @@ mod tests {
                 && f.audio.latency_ms.is_some()
                 && f.audio.buffer_frames.is_some()
         );
-        assert!(f.denoise.attenuation_limit_db.is_some() && f.denoise.wet_dry.is_some());
+        assert!(
+            f.denoise.attenuation_limit_db.is_some()
+                && f.denoise.wet_dry.is_some()
+                && f.denoise.pitch_filter.is_some()
+        );
         assert!(f.model.path.is_some() && f.model.provider.is_some() && f.log.level.is_some());
     }
 
@@ -431,6 +450,15 @@ mod tests {
             6.0
         );
         assert!(!merged(&["--no-virtual-mic"], &f).unwrap().virtual_mic);
+        f.denoise.pitch_filter = Some(false);
+        assert!(!merged(&[], &f).unwrap().gain.pitch_filter);
+        assert!(merged(&["--pitch-filter"], &f).unwrap().gain.pitch_filter);
+        assert!(
+            !merged(&["--pitch-filter=false"], &shipped())
+                .unwrap()
+                .gain
+                .pitch_filter
+        );
     }
 
     #[test]
@@ -465,6 +493,7 @@ mod tests {
         for (text, key) in [
             ("[audio]\nlatncy_ms = 5\n", "latncy_ms"),
             ("[denoise]\nwet_dry = \"high\"\n", "wet_dry"),
+            ("[denoise]\npitch_filter = \"yes\"\n", "pitch_filter"),
             ("[sound]\n", "sound"),
         ] {
             let p = d.join("c.toml");

@@ -508,7 +508,7 @@ pub fn run(
 }
 
 /// Re-read the configuration and apply what can change while running: attenuation
-/// limit, wet/dry and the model (crossfaded in by the worker). Device settings need a
+/// limit, wet/dry, the pitch filter and the model (crossfaded in by the worker). Device settings need a
 /// restart; a changed one is reported.
 fn apply_reload(
     opts: &RunOptions,
@@ -528,13 +528,15 @@ fn apply_reload(
         new.gain.attenuation_limit_db,
     ));
     send(Control::SetWet(new.gain.wet));
+    send(Control::SetPitchFilter(new.gain.pitch_filter));
     let mut msg = format!(
-        "reloaded {}: attenuation limit {} dB, wet/dry {}",
+        "reloaded {}: attenuation limit {} dB, wet/dry {}, pitch filter {}",
         new.config_file
             .as_ref()
             .map_or("(no file)".to_string(), |p| p.display().to_string()),
         new.gain.attenuation_limit_db,
-        new.gain.wet
+        new.gain.wet,
+        if new.gain.pitch_filter { "on" } else { "off" }
     );
     {
         let mut i = shared.info.lock().unwrap_or_else(|p| p.into_inner());

@@ -6,7 +6,9 @@
 
 use realfft::num_complex::Complex32;
 
-use crate::dsp::{GainParams, HOP_SIZE, N_BINS, Stft, apply_gains};
+use crate::dsp::{
+    GainParams, HOP_SIZE, N_BINS, PitchFilter, Stft, apply_gains, apply_gains_filtered,
+};
 use crate::error::Result;
 use crate::model::{FrameOutputs, Model, ModelState};
 
@@ -20,6 +22,8 @@ pub struct HopInfo {
 
 pub struct StreamDenoiser {
     stft: Stft,
+    /// always fed, so that switching it on mid-stream finds a current history
+    pitch: PitchFilter,
     state: ModelState,
     spec: Vec<Complex32>,
     flat: Vec<f32>,
@@ -35,6 +39,7 @@ impl StreamDenoiser {
         Self {
             spec: stft.make_spectrum(),
             stft,
+            pitch: PitchFilter::new(),
             state: model.new_state(),
             flat: vec![0.0; N_BINS * 2],
             gains: vec![0.0; N_BINS],
@@ -46,11 +51,12 @@ impl StreamDenoiser {
 
     /// Input-to-output delay of this processor, in samples at 48 kHz.
     pub fn latency_samples(&self) -> usize {
-        self.stft.latency_samples()
+        self.stft.latency_samples() + self.pitch.latency_samples()
     }
 
     pub fn reset(&mut self) {
         self.stft.reset();
+        self.pitch.reset();
         self.state.reset();
     }
 
@@ -58,6 +64,7 @@ impl StreamDenoiser {
     pub fn analyze(&mut self, input: &[f32]) {
         debug_assert_eq!(input.len(), HOP_SIZE);
         self.stft.analyze(input, &mut self.spec);
+        self.pitch.push_hop(input);
         for (k, c) in self.spec.iter().enumerate() {
             self.flat[2 * k] = c.re;
             self.flat[2 * k + 1] = c.im;
@@ -81,7 +88,14 @@ impl StreamDenoiser {
     /// Gains and synthesis of the analysed hop (allocation-free).
     pub fn synthesize(&mut self, output: &mut [f32]) -> HopInfo {
         debug_assert_eq!(output.len(), HOP_SIZE);
-        let bad = apply_gains(&mut self.spec, &self.gains, &self.params);
+        let bad = if self.params.pitch_filter {
+            let filtered = self
+                .pitch
+                .filter(&self.spec, &self.gains, self.params.min_gain());
+            apply_gains_filtered(&mut self.spec, filtered, &self.gains, &self.params)
+        } else {
+            apply_gains(&mut self.spec, &self.gains, &self.params)
+        };
         self.stft.synthesize(&mut self.spec, output);
         HopInfo {
             speech_prob: self.prob[0],

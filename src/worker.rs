@@ -39,6 +39,7 @@ pub const RAMP_HOPS: usize = 5;
 pub enum Control {
     SetAttenuationLimitDb(f32),
     SetWet(f32),
+    SetPitchFilter(bool),
     Bypass(bool),
     /// a new model, crossfaded in over `RAMP_HOPS` hops (a reload that changed the model)
     SwapModel(Box<Model>),
@@ -228,6 +229,7 @@ impl Worker {
             }
             Control::SetAttenuationLimitDb(db) => self.stream.params.attenuation_limit_db = db,
             Control::SetWet(w) => self.stream.params.wet = w,
+            Control::SetPitchFilter(on) => self.stream.params.pitch_filter = on,
             Control::Bypass(b) => self.bypass = b,
             Control::Stop => return false,
         }

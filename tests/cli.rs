@@ -191,14 +191,39 @@ fn max_error_vs_scaled_input(model: &str, extra: &[&str], scale: f32) -> f32 {
 
 #[test]
 fn half_gain_model_halves_the_signal() {
-    let err = max_error_vs_scaled_input("half_gain", &[], 0.5);
+    let err = max_error_vs_scaled_input("half_gain", &["--pitch-filter=false"], 0.5);
     assert!(err < 1e-5, "{err}");
 }
 
 #[test]
 fn attenuation_limit_floors_a_zero_gain_model() {
-    let err = max_error_vs_scaled_input("zero_gain", &["--attenuation-limit-db", "20"], 0.1);
+    let err = max_error_vs_scaled_input(
+        "zero_gain",
+        &["--attenuation-limit-db", "20", "--pitch-filter=false"],
+        0.1,
+    );
     assert!(err < 1e-5, "20 dB limit means a gain of 0.1: {err}");
+}
+
+#[test]
+fn pitch_filter_is_on_by_default_and_can_be_switched_off() {
+    // where the model cuts (gain 0.5) the filter adds the signal one period back, so the
+    // output is no longer exactly half the input; switched off, it is
+    let on = max_error_vs_scaled_input("half_gain", &[], 0.5);
+    assert!(on > 1e-3, "the default output is pitch-filtered: {on}");
+    let off = max_error_vs_scaled_input("half_gain", &["--pitch-filter=false"], 0.5);
+    assert!(off < 1e-5, "{off}");
+    let d = tempfile::tempdir().unwrap();
+    let inp = d.path().join("in.wav");
+    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    clean_with("half_gain")
+        .arg(&inp)
+        .arg("-o")
+        .arg(d.path().join("out.wav"))
+        .arg("--pitch-filter=maybe")
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("pitch-filter"));
 }
 
 #[test]

@@ -118,6 +118,7 @@ fn bypass_crossfades_to_the_delayed_dry_signal() {
         GainParams {
             attenuation_limit_db: 100.0,
             wet: 1.0,
+            pitch_filter: false,
         },
     );
     let x = signal(48000, 48000, 1);
@@ -149,6 +150,7 @@ fn attenuation_limit_is_settable_live() {
         GainParams {
             attenuation_limit_db: 100.0,
             wet: 1.0,
+            pitch_filter: false,
         },
     );
     let x = signal(48000, 48000, 2);
@@ -174,6 +176,7 @@ fn measured_added_latency_equals_the_reported_budget() {
         GainParams {
             attenuation_limit_db: 0.0,
             wet: 1.0,
+            pitch_filter: false,
         },
     );
     let mut x = vec![0.0f32; 48000];
@@ -305,6 +308,7 @@ fn devices_at_44100_hz_are_resampled_to_48k_and_back() {
         GainParams {
             attenuation_limit_db: 0.0,
             wet: 1.0,
+            pitch_filter: false,
         },
         ic,
         op,

@@ -36,6 +36,7 @@ fn streaming_t1_equals_batch_within_1e4() {
     let p = GainParams {
         attenuation_limit_db: 100.0,
         wet: 1.0,
+        pitch_filter: false,
     };
     let (batch, _) = denoise_channel(&mut model, &x, &p, 100_000, &mut |_| {}).unwrap();
     let (stream, _) = denoise_channel(&mut model, &x, &p, 1, &mut |_| {}).unwrap();
@@ -71,6 +72,49 @@ fn stream_denoiser_equals_offline_after_latency() {
     }
     let err = max_abs_diff(&live[d..], &offline[..x.len() - d]);
     assert!(err <= 1e-4, "live vs offline {err}");
+}
+
+#[test]
+fn pitch_filter_switched_on_mid_stream_matches_offline_with_it_on() {
+    // The stream feeds the filter's history while it is off, so switching it on (a config
+    // reload) gives at once what a stream that always had it on gives.
+    let mut model = load("tiny_gru");
+    let x = input(48000);
+    let on = GainParams::default();
+    assert!(on.pitch_filter, "the filter is on by default");
+    let off = GainParams {
+        pitch_filter: false,
+        ..on
+    };
+    let (with, _) = denoise_channel(&mut model, &x, &on, 500, &mut |_| {}).unwrap();
+    let (without, _) = denoise_channel(&mut model, &x, &off, 500, &mut |_| {}).unwrap();
+    assert!(
+        max_abs_diff(&with, &without) > 1e-3,
+        "the filter changes the output"
+    );
+    let mut s = StreamDenoiser::new(&model, off);
+    let d = s.latency_samples();
+    let switch_hop = 40;
+    let mut live = vec![0.0; x.len()];
+    for (h, (i, o)) in x
+        .chunks_exact(HOP_SIZE)
+        .zip(live.chunks_exact_mut(HOP_SIZE))
+        .enumerate()
+    {
+        if h == switch_hop {
+            s.params.pitch_filter = true;
+        }
+        s.process_hop(&mut model, i, o).unwrap();
+    }
+    // synthesis overlaps two hops: the first hop after the switch still mixes one unfiltered frame
+    let from = (switch_hop + 1) * HOP_SIZE;
+    let err = max_abs_diff(&live[from..], &with[from - d..x.len() - d]);
+    assert!(err <= 1e-4, "switched on vs always on {err}");
+    let before = max_abs_diff(
+        &live[d..switch_hop * HOP_SIZE],
+        &without[..switch_hop * HOP_SIZE - d],
+    );
+    assert!(before <= 1e-4, "before the switch vs always off {before}");
 }
 
 #[test]

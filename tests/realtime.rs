@@ -7,7 +7,9 @@ mod common;
 
 use assert_no_alloc::{AllocDisabler, assert_no_alloc};
 use common::*;
-use denoised::dsp::{GainParams, HOP_SIZE, N_BINS, Stft, apply_gains};
+use denoised::dsp::{
+    GainParams, HOP_SIZE, N_BINS, PitchFilter, Stft, apply_gains, apply_gains_filtered,
+};
 use denoised::model::{LoadOptions, Model};
 use denoised::stream::StreamDenoiser;
 
@@ -17,15 +19,22 @@ static ALLOC: AllocDisabler = AllocDisabler;
 #[test]
 fn per_hop_dsp_does_not_allocate() {
     let mut stft = Stft::new();
+    let mut pitch = PitchFilter::new();
     let mut spec = stft.make_spectrum();
     let gains = vec![0.5f32; N_BINS];
     let params = GainParams::default();
     let input = noise(HOP_SIZE * 20, 0.5, 1);
     let mut out = vec![0.0f32; HOP_SIZE];
-    for hop in input.chunks_exact(HOP_SIZE) {
+    for (i, hop) in input.chunks_exact(HOP_SIZE).enumerate() {
         assert_no_alloc(|| {
             stft.analyze(hop, &mut spec);
-            apply_gains(&mut spec, &gains, &params);
+            if i % 2 == 0 {
+                let filtered = pitch.process(hop, &spec, &gains, params.min_gain());
+                apply_gains_filtered(&mut spec, filtered, &gains, &params);
+            } else {
+                pitch.push_hop(hop);
+                apply_gains(&mut spec, &gains, &params);
+            }
             stft.synthesize(&mut spec, &mut out);
         });
     }

@@ -2,6 +2,7 @@
 """Is model B really better than model A? Paired comparison on the evaluation set.
 
   python compare.py --a ../denoiser.onnx --b runs/NEW/model.onnx
+  python compare.py --a ../denoiser.onnx --b ../denoiser.onnx --b-args=--pitch-filter   # a setting
 
 Both models run through `denoised clean` (as evaluate.py's `denoised` system) into their
 own folders; for every item the difference B - A of each metric is taken, and the mean
@@ -48,6 +49,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--a", required=True, help="ONNX model A (e.g. the shipped one)")
     ap.add_argument("--b", required=True, help="ONNX model B (the candidate)")
+    ap.add_argument("--a-args", default="", help="extra arguments for A's `denoised clean`")
+    ap.add_argument("--b-args", default="", help="extra arguments for B's `denoised clean`")
     ap.add_argument("--split", choices=["val", "train"], default="val")
     args = ap.parse_args()
     eval_dir = E.HERE / "cache" / ("eval_train" if args.split == "train" else "eval")
@@ -56,11 +59,11 @@ def main():
         raise SystemExit(f"{meta_file} is missing: run evaluate.py first (it builds the set)")
     meta = json.loads(meta_file.read_text())
     rows = {}
-    for name, model in (("a", args.a), ("b", args.b)):
+    for name, model, extra in (("a", args.a, args.a_args), ("b", args.b, args.b_args)):
         out = eval_dir / f"out_compare_{name}"
-        E.run_denoised(eval_dir / "noisy", out, ["--model", str(Path(model).resolve())])
+        E.run_denoised(eval_dir / "noisy", out, ["--model", str(Path(model).resolve()), *extra.split()])
         rows[name] = item_metrics(out, meta, eval_dir)
-    print(f"A = {args.a}\nB = {args.b}")
+    print(f"A = {args.a} {args.a_args}\nB = {args.b} {args.b_args}")
     print("overall:")
     print("\n".join(paired(rows["a"], rows["b"], [True] * len(meta))))
     print("input SNR 0 dB:")

@@ -1,4 +1,5 @@
-//! Pure signal processing: the streaming STFT and the application of model gains.
+//! Pure signal processing: the streaming STFT, the pitch filter and the application of
+//! model gains.
 //!
 //! Rules of this room: every buffer and FFT plan is allocated in `new()`; `reset()` only
 //! zeroes; per-hop methods take slices, `debug_assert!` their lengths and never allocate,
@@ -6,7 +7,9 @@
 //! Float audio is in [-1, 1] at every boundary.
 
 pub mod gain;
+pub mod pitch;
 pub mod stft;
 
-pub use gain::{GainParams, apply_gains};
+pub use gain::{GainParams, apply_gains, apply_gains_filtered};
+pub use pitch::PitchFilter;
 pub use stft::{FFT_SIZE, HOP_SIZE, N_BINS, SAMPLE_RATE_HZ, Stft};
