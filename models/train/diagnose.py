@@ -157,7 +157,7 @@ def _pitch_frames(x, lag_min=96, lag_max=768):
     return out
 
 
-def _pitch_filtered(X, P, g, bands, spread):
+def _pitch_filtered(X, P, g, bands, spread, max_hz=None, strength=1.0):
     """RNNoise's pitch filter as its paper describes it, on our bands: X + r P per band,
     r from the band's pitch correlation and the model's band gain (full where the correlation
     exceeds the gain), then each band scaled back to its own energy; the gains are applied
@@ -165,12 +165,15 @@ def _pitch_filtered(X, P, g, bands, spread):
     ex, ep = (np.abs(X) ** 2) @ bands + 1e-12, (np.abs(P) ** 2) @ bands + 1e-12
     corr = np.clip(np.real(X * np.conj(P)) @ bands / np.sqrt(ex * ep), 0.0, 0.999)
     gb = np.clip(_band_gains(g, X, bands), 1e-3, 0.999)
-    r2 = np.where(corr > gb, 1.0, corr**2 * (1 - gb**2) / (1e-3 + gb**2 * (1 - corr**2)))
+    r2 = np.where(corr > gb, 1.0, strength * corr**2 * (1 - gb**2) / (1e-3 + gb**2 * (1 - corr**2)))
+    if max_hz is not None:  # the filter only in the bands centred below max_hz
+        from vae import band_centres_hz
+        r2 = r2 * (band_centres_hz(bands) < max_hz)[None, :]
     Xf = X + (np.sqrt(np.clip(r2, 0.0, 1.0) * ex / ep) @ spread) * P
     return Xf * (np.sqrt(ex / ((np.abs(Xf) ** 2) @ bands + 1e-12)) @ spread)
 
 
-def gain_variants(model):
+def gain_variants(model, only=None):
     import onnxruntime as ort
     from vae import band_matrix
     bands = band_matrix()
@@ -203,8 +206,13 @@ def gain_variants(model):
         "speech-probability floor -6 dB": lambda g, X, p, P: X * speech_floor(g, p, -6),
         "speech-probability floor -15 dB": lambda g, X, p, P: X * speech_floor(g, p, -15),
         "RNNoise-style pitch filter": lambda g, X, p, P: _pitch_filtered(X, P, g, bands, spread) * g,
+        "pitch filter below 4 kHz": lambda g, X, p, P: _pitch_filtered(X, P, g, bands, spread, max_hz=4000) * g,
+        "pitch filter below 8 kHz": lambda g, X, p, P: _pitch_filtered(X, P, g, bands, spread, max_hz=8000) * g,
+        "pitch filter, r^2 x 3": lambda g, X, p, P: _pitch_filtered(X, P, g, bands, spread, strength=3.0) * g,
         "input 15 dB quieter": None, "input 15 dB louder": None,  # the model run on a scaled input
     }
+    if only:  # variants whose name holds one of these words, and "plain"
+        variants = {k: v for k, v in variants.items() if k == "plain" or any(w in k for w in only)}
     sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     meta = json.loads((ev.EVAL / "meta.json").read_text())
     floor = LIMIT_FLOOR
@@ -367,6 +375,7 @@ def main():
     sub.add_parser("oracle")
     g = sub.add_parser("gain-variants")
     g.add_argument("--model", default=str(ev.ROOT / "models" / "denoiser.onnx"))
+    g.add_argument("--only", nargs="+", help="run only the variants whose name holds one of these words")
     tl = sub.add_parser("timeline")
     tl.add_argument("--model", default=str(ev.ROOT / "models" / "denoiser.onnx"))
     tl.add_argument("--item", default="053.wav")
@@ -382,7 +391,7 @@ def main():
     if args.cmd == "clean-through":
         clean_through(args.model)
     elif args.cmd == "gain-variants":
-        gain_variants(args.model)
+        gain_variants(args.model, args.only)
     elif args.cmd == "timeline":
         timeline(args.model, args.item, *args.band_hz)
     elif args.cmd == "speech-errors":
