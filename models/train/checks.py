@@ -17,6 +17,10 @@ Run after changing vae.py; exits non-zero on the first failure.
 - train.perceptual_loss: zero for the clean speech itself, independent of the level (each
   example is scaled to its clean speech), and it grows with added noise, more for noise
   added than for the same energy taken away (PESQ's asymmetry).
+- pitch.py (training with the pitch filter): the lag search finds the period of a pulse
+  train, and the pitch window and the filtered spectrum equal diagnose.py's numpy reference
+  (the one measured on the evaluation set), and the gains' gradient flows through it, finite
+  over digital silence too.
 """
 import sys
 
@@ -114,6 +118,39 @@ def check_perceptual_loss():
     print(f"ok  perceptual loss: 0 on clean, noise {a:.4f} < {b:.4f} (level-independent), added {added:.4f} > removed {removed:.4f}")
 
 
+def check_pitch_filter():
+    import numpy as np
+
+    import diagnose
+    import pitch
+    from vae import HOP, band_matrix, sqrt_hann
+    period, n = 250, 48000
+    rng = np.random.default_rng(0)
+    t = np.arange(n)
+    x = (0.3 * np.exp(-12.0 * (t % period) / period) + rng.normal(0, 0.02, n)).astype(np.float32)
+    x[: n // 8] = 0.0  # digital silence, as 10 % of the training examples open with
+    ref_P = diagnose._pitch_frames(x)  # frames of evaluate.analyse: 480 zeros in front
+    xt = torch.nn.functional.pad(torch.from_numpy(x), (HOP, 0))[None]
+    P = pitch.pitch_frames(xt, sqrt_hann())[0]
+    T = P.shape[0]
+    diff_p = np.abs(P.numpy() - ref_P[:T]).max() / np.abs(ref_P[:T]).max()
+    assert diff_p < 1e-4, f"pitch window differs from the reference: {diff_p:.1e}"
+    X = torch.stft(xt, vae.N_FFT, HOP, window=sqrt_hann(), center=False, return_complex=True).transpose(1, 2)[0]
+    g = torch.from_numpy(rng.uniform(0.05, 0.95, X.shape).astype(np.float32)).requires_grad_()
+    bands = band_matrix()
+    Xf = pitch.pitch_filtered(X[None], P[None], g[None], torch.from_numpy(bands), pitch.torch_spread("cpu"))[0]
+    ref = diagnose._pitch_filtered(X.numpy().astype(np.complex128), ref_P[:T], g.detach().numpy().clip(pitch.MIN_GAIN, 1),
+                                   bands, pitch.spread_matrix())
+    diff_f = (np.abs(Xf.detach().numpy() - ref).max() / np.abs(ref).max())
+    assert diff_f < 1e-3, f"filtered spectrum differs from the reference: {diff_f:.1e}"
+    changed = (Xf - X).abs().max().item() / X.abs().max().item()
+    assert changed > 1e-2, "the filter changes a voiced signal"
+    (Xf.abs() ** 2).sum().backward()
+    assert torch.isfinite(g.grad).all() and g.grad.abs().sum() > 0, "the gains' gradient flows through the filter"
+    print(f"ok  pitch filter: pitch window {diff_p:.1e}, filtered spectrum {diff_f:.1e} from the numpy reference; "
+          f"gradient finite")
+
+
 def main():
     torch.manual_seed(0)
     spec = torch.randn(2, 50, vae.BINS, 2) * 3
@@ -123,6 +160,7 @@ def main():
     frames = vae.NOISE_WIN + 60
     check_streaming(torch.randn(2, frames, vae.BINS, 2) * torch.linspace(0.1, 10, frames)[None, :, None, None])
     check_perceptual_loss()
+    check_pitch_filter()
     return 0
 
 

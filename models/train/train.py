@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import mixer
+import pitch
 import vae
 from vae import HOP, N_FFT, VaeDenoiser, sqrt_hann
 
@@ -161,9 +162,14 @@ def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None
     """weights: dict(asym_weight, onset_weight, hf_weight) for spec_loss (defaults if None)."""
     weights = dict(weights or {})
     pesq_weight = weights.pop("pesq_weight", 0.0)
+    with_pitch = weights.pop("pitch_filter", False)
     X, S = stft(noisy, win), stft(clean, win)
     gains, prob, mu, logvar, nxt = run_model(model, X, sample, state)
-    Y = X * gains
+    if with_pitch:  # what denoised resynthesises by default: the gains on the pitch-filtered spectrum
+        P = pitch.pitch_frames(noisy, win)
+        Y = pitch.pitch_filtered(X, P, gains, model.bands, pitch.torch_spread(X.device)) * gains
+    else:
+        Y = X * gains
     y = istft(Y, win)
     s = istft(S, win)
     l_spec = spec_loss(Y, S, **weights)
@@ -207,6 +213,9 @@ def main():
     ap.add_argument("--flatness", action="store_true", help="add the band-flatness input features (see vae.py; in the shipped model since gpu_v5)")
     ap.add_argument("--noise-floor", action="store_true",
                     help="add the noise-floor input features (see vae.noise_floor_snr; in the shipped model since gpu_v5)")
+    ap.add_argument("--pitch-filter", action="store_true",
+                    help="train on what denoised resynthesises by default: the gains applied to the pitch-filtered "
+                         "spectrum (pitch.py, src/dsp/pitch.rs); validation leaves it out")
     ap.add_argument("--peak-emphasis", action="store_true", help="add the peak-emphasis gain term (see vae.py; not in the shipped model)")
     ap.add_argument("--noise-aug", action="store_true",
                     help="augment the training noise (mixer.make_batch: faster/slower real recordings, the hiss family); validation stays as it was")
@@ -284,7 +293,7 @@ def main():
         print("VAL", json.dumps(dict(step=step, val_loss=vl, val_si_sdr_gain_db=imp)), flush=True)
         return
     weights = dict(asym_weight=args.asym_weight, onset_weight=args.onset_weight, hf_weight=args.hf_weight,
-                   pesq_weight=args.pesq_weight)
+                   pesq_weight=args.pesq_weight, pitch_filter=args.pitch_filter)
     log = open(run / "log.jsonl", "a")
     t0 = time.time()
     state = None
