@@ -166,6 +166,34 @@ fn attenuation_limit_is_settable_live() {
 }
 
 #[test]
+fn pitch_filter_is_settable_live() {
+    // switched on by a control message before the audio starts, it gives what a worker
+    // configured with it gives; off, the half-gain model's plain output differs from both
+    let off = GainParams {
+        attenuation_limit_db: 30.0,
+        wet: 1.0,
+        pitch_filter: false,
+    };
+    let on = GainParams {
+        pitch_filter: true,
+        ..off
+    };
+    let x = signal(48000, 48000, 4);
+    let mut switched = sim("half_gain", HOP_SIZE + BLOCK, off);
+    switched.ctl.send(Control::SetPitchFilter(true)).unwrap();
+    let out_switched = drive(&mut switched, &x, |_| false);
+    let out_on = drive(&mut sim("half_gain", HOP_SIZE + BLOCK, on), &x, |_| false);
+    let out_off = drive(&mut sim("half_gain", HOP_SIZE + BLOCK, off), &x, |_| false);
+    assert_eq!(out_switched, out_on);
+    let diff = out_on
+        .iter()
+        .zip(&out_off)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(diff > 1e-3, "the filter changes the output: {diff}");
+}
+
+#[test]
 fn measured_added_latency_equals_the_reported_budget() {
     // A timestamped click through the identity model: where it comes out, minus where it
     // went in, is the latency the engine adds (device buffers excluded: this simulated
