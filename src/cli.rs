@@ -111,7 +111,7 @@ pub struct RunArgs {
     /// Mix of denoised (1.0) and original (0.0) audio [default: 1.0]
     #[arg(long, value_name = "X")]
     pub wet_dry: Option<f32>,
-    /// RNNoise's pitch filter before the gains: `--pitch-filter` or `--pitch-filter=false` [default: false]
+    /// RNNoise's pitch filter before the gains (`--pitch-filter=false`: off) [default: true]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub pitch_filter: Option<bool>,
     /// Output safety margin (ring pre-fill) in ms; adds to the latency [default: 10]
@@ -168,7 +168,7 @@ pub struct CleanArgs {
     /// Mix of denoised (1.0) and original (0.0) audio.
     #[arg(long, value_name = "X", default_value_t = 1.0)]
     pub wet_dry: f32,
-    /// RNNoise's pitch filter before the gains: `--pitch-filter` or `--pitch-filter=false` [default: false]
+    /// RNNoise's pitch filter before the gains (`--pitch-filter=false`: off) [default: true]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub pitch_filter: Option<bool>,
     /// Files processed in parallel [default: number of CPU cores].
