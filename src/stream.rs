@@ -6,9 +6,7 @@
 
 use realfft::num_complex::Complex32;
 
-use crate::dsp::{
-    GainParams, HOP_SIZE, N_BINS, PitchFilter, Stft, apply_gains, apply_gains_filtered,
-};
+use crate::dsp::{GainParams, HOP_SIZE, N_BINS, PitchFilter, Stft, apply_gain_stage};
 use crate::error::Result;
 use crate::model::{FrameOutputs, Model, ModelState};
 
@@ -88,14 +86,7 @@ impl StreamDenoiser {
     /// Gains and synthesis of the analysed hop (allocation-free).
     pub fn synthesize(&mut self, output: &mut [f32]) -> HopInfo {
         debug_assert_eq!(output.len(), HOP_SIZE);
-        let bad = if self.params.pitch_filter {
-            let filtered = self
-                .pitch
-                .filter(&self.spec, &self.gains, self.params.min_gain());
-            apply_gains_filtered(&mut self.spec, filtered, &self.gains, &self.params)
-        } else {
-            apply_gains(&mut self.spec, &self.gains, &self.params)
-        };
+        let bad = apply_gain_stage(&mut self.spec, &self.gains, &self.params, &mut self.pitch);
         self.stft.synthesize(&mut self.spec, output);
         HopInfo {
             speech_prob: self.prob[0],

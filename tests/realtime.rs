@@ -7,9 +7,7 @@ mod common;
 
 use assert_no_alloc::{AllocDisabler, assert_no_alloc};
 use common::*;
-use denoised::dsp::{
-    GainParams, HOP_SIZE, N_BINS, PitchFilter, Stft, apply_gains, apply_gains_filtered,
-};
+use denoised::dsp::{GainParams, HOP_SIZE, N_BINS, PitchFilter, Stft, apply_gain_stage};
 use denoised::model::{LoadOptions, Model};
 use denoised::stream::StreamDenoiser;
 
@@ -28,13 +26,13 @@ fn per_hop_dsp_does_not_allocate() {
     for (i, hop) in input.chunks_exact(HOP_SIZE).enumerate() {
         assert_no_alloc(|| {
             stft.analyze(hop, &mut spec);
-            if i % 2 == 0 {
-                let filtered = pitch.process(hop, &spec, &gains, params.min_gain());
-                apply_gains_filtered(&mut spec, filtered, &gains, &params);
-            } else {
-                pitch.push_hop(hop);
-                apply_gains(&mut spec, &gains, &params);
-            }
+            pitch.push_hop(hop);
+            // every other hop with the pitch filter off: both branches of the gain stage
+            let p = GainParams {
+                pitch_filter: i % 2 == 0,
+                ..params
+            };
+            apply_gain_stage(&mut spec, &gains, &p, &mut pitch);
             stft.synthesize(&mut spec, &mut out);
         });
     }

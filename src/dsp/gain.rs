@@ -9,6 +9,8 @@
 
 use realfft::num_complex::Complex32;
 
+use super::pitch::PitchFilter;
+
 /// Default attenuation limit: at most 30 dB of noise reduction. Enough to make fans,
 /// traffic and keyboards inaudible under speech in a call, while a floor keeps the
 /// background natural and hides the model's mistakes on noise-only stretches.
@@ -64,6 +66,23 @@ pub fn apply_gains(spec: &mut [Complex32], gains: &[f32], params: &GainParams) -
         *s *= g;
     }
     bad
+}
+
+/// The whole gain stage of one hop, as every path runs it: the model's `gains` on `spec`,
+/// after the pitch filter when `params.pitch_filter` (the hop's input must already be in
+/// `pitch` through `PitchFilter::push_hop`). Returns how many gains were not finite.
+pub fn apply_gain_stage(
+    spec: &mut [Complex32],
+    gains: &[f32],
+    params: &GainParams,
+    pitch: &mut PitchFilter,
+) -> u32 {
+    if params.pitch_filter {
+        let filtered = pitch.filter(spec, gains, params.min_gain());
+        apply_gains_filtered(spec, filtered, gains, params)
+    } else {
+        apply_gains(spec, gains, params)
+    }
 }
 
 /// As `apply_gains`, with the wet path taken from `filtered` (the pitch-filtered spectrum):

@@ -10,6 +10,6 @@ pub mod gain;
 pub mod pitch;
 pub mod stft;
 
-pub use gain::{GainParams, apply_gains, apply_gains_filtered};
+pub use gain::{GainParams, apply_gain_stage, apply_gains, apply_gains_filtered};
 pub use pitch::PitchFilter;
 pub use stft::{FFT_SIZE, HOP_SIZE, N_BINS, SAMPLE_RATE_HZ, Stft};

@@ -5,9 +5,7 @@
 
 use realfft::num_complex::Complex32;
 
-use crate::dsp::{
-    GainParams, HOP_SIZE, N_BINS, PitchFilter, Stft, apply_gains, apply_gains_filtered,
-};
+use crate::dsp::{GainParams, HOP_SIZE, N_BINS, PitchFilter, Stft, apply_gain_stage};
 use crate::error::Result;
 use crate::model::{FrameOutputs, Model};
 
@@ -36,7 +34,7 @@ pub fn denoise_channel(
     let mut out = vec![0.0f32; n_hops * HOP_SIZE];
 
     let mut state = model.new_state();
-    let mut pitch = params.pitch_filter.then(PitchFilter::new);
+    let mut pitch = PitchFilter::new();
     let mut specs = vec![Complex32::default(); chunk * N_BINS];
     let mut flat = vec![0.0f32; chunk * N_BINS * 2];
     let mut gains = vec![0.0f32; chunk * N_BINS];
@@ -72,15 +70,10 @@ pub fn denoise_channel(
         for f in 0..t {
             let h = hop + f;
             let spec = &mut specs[f * N_BINS..(f + 1) * N_BINS];
+            // the filter's history follows the hop being resynthesised, not the analysis above
+            pitch.push_hop(&padded[h * HOP_SIZE..(h + 1) * HOP_SIZE]);
             let g = &gains[f * N_BINS..(f + 1) * N_BINS];
-            stats.nonfinite_gains += match pitch.as_mut() {
-                Some(p) => {
-                    let hop_in = &padded[h * HOP_SIZE..(h + 1) * HOP_SIZE];
-                    let filtered = p.process(hop_in, spec, g, params.min_gain());
-                    apply_gains_filtered(spec, filtered, g, params)
-                }
-                None => apply_gains(spec, g, params),
-            } as u64;
+            stats.nonfinite_gains += apply_gain_stage(spec, g, params, &mut pitch) as u64;
             stft.synthesize(spec, &mut out[h * HOP_SIZE..(h + 1) * HOP_SIZE]);
         }
         hop += t;
