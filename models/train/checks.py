@@ -48,7 +48,8 @@ def check_widen(spec):
     small = random_model(hidden=256, conv_ch=128)
     for kw in (dict(hidden=256, conv_ch=128), dict(hidden=384, conv_ch=128), dict(hidden=448, conv_ch=192),
                dict(hidden=384, conv_ch=128, flatness=True), dict(hidden=384, conv_ch=128, peak_emphasis=True),
-               dict(hidden=384, conv_ch=128, noise_floor=True), dict(hidden=384, conv_ch=128, flatness=True, noise_floor=True)):
+               dict(hidden=384, conv_ch=128, noise_floor=True), dict(hidden=384, conv_ch=128, flatness=True, noise_floor=True),
+               dict(hidden=384, conv_ch=128, flatness=True, noise_floor=True, deep_filter=True)):
         big = vae.VaeDenoiser(**kw).eval()
         big.load_state_dict(vae.widen_weights(small.state_dict(), big))
         a, b = outputs(small, spec), outputs(big, spec)
@@ -58,9 +59,14 @@ def check_widen(spec):
             new_units = b[5][2][..., 256:].abs().max().item()
             assert new_units > 1e-3, f"widen {kw}: the new GRU units stay at zero"
         rebuilt = vae.VaeDenoiser.for_weights(big.state_dict())
-        shape = (rebuilt.hidden, rebuilt.conv_ch, rebuilt.flatness, rebuilt.peak_emphasis, rebuilt.noise_floor)
+        shape = (rebuilt.hidden, rebuilt.conv_ch, rebuilt.flatness, rebuilt.peak_emphasis, rebuilt.noise_floor,
+                 rebuilt.deep_filter)
         want = (kw["hidden"], kw["conv_ch"], kw.get("flatness", False), kw.get("peak_emphasis", False),
-                kw.get("noise_floor", False))
+                kw.get("noise_floor", False), kw.get("deep_filter", False))
+        if kw.get("deep_filter"):  # the new head starts at zero: the same enhanced spectrum
+            X = torch.complex(spec[..., 0], spec[..., 1])
+            diff = max(diff, (vae.enhance(X, a[0], a[6]) - vae.enhance(X, b[0], b[6])).abs().max().item())
+            assert diff < TOL and b[6].abs().max().item() == 0.0, f"widen {kw}: the deep filter is not silent"
         assert shape == want, f"for_weights {kw}: got {shape}"
         print(f"ok  widen 256/128 -> {kw}: max difference {diff:.1e}")
 
@@ -97,6 +103,38 @@ def check_streaming(spec):
     diff = (torch.cat(frames, dim=1) - batch).abs().max().item()
     assert diff < TOL, f"streaming differs from batch by {diff}"
     print(f"ok  streaming T=1 equals batch: max difference {diff:.1e}")
+
+
+def check_deep_filter(spec):
+    """apply_deep_filter against a plain loop over taps and frames; a single tap of 1 at
+    delay i is X delayed by i frames; streaming T=1 gives the batch taps."""
+    X = torch.complex(spec[..., 0], spec[..., 1])
+    B, T = X.shape[:2]
+    df = torch.randn(B, T, vae.DF_BINS, vae.DF_ORDER, 2)
+    got = vae.apply_deep_filter(X, df)
+    want = torch.zeros_like(got)
+    for t in range(T):
+        for i in range(vae.DF_ORDER):
+            if t - i >= 0:
+                want[:, t] += torch.complex(df[:, t, :, i, 0], df[:, t, :, i, 1]) * X[:, t - i, :vae.DF_BINS]
+    diff = (got - want).abs().max().item() / want.abs().max().item()
+    assert diff < TOL, f"deep filter differs from the loop by {diff}"
+    one = torch.zeros_like(df)
+    one[..., 2, 0] = 1.0
+    delayed = vae.apply_deep_filter(X, one)
+    assert torch.equal(delayed[:, 2:], X[:, :-2, :vae.DF_BINS]) and delayed[:, :2].abs().max() == 0
+    model = random_model(hidden=384, conv_ch=128, flatness=True, noise_floor=True, deep_filter=True)
+    batch = outputs(model, spec[:1])[6]
+    state, frames = model.initial_state(1), []
+    with torch.no_grad():
+        for t in range(spec.shape[1]):
+            out = model(spec[:1, t:t + 1], *state)
+            frames.append(out[6])
+            state = list(out[5])
+    stream = (torch.cat(frames, dim=1) - batch).abs().max().item()
+    assert stream < TOL, f"deep-filter taps: streaming differs from batch by {stream}"
+    print(f"ok  deep filter: equals the tap loop ({diff:.1e} relative), a unit tap at delay 2 delays by 2 frames, "
+          f"streaming taps equal batch ({stream:.1e})")
 
 
 def check_perceptual_loss():
@@ -159,6 +197,7 @@ def main():
     # long enough for the noise-floor window to slide, growing louder so that its floor moves
     frames = vae.NOISE_WIN + 60
     check_streaming(torch.randn(2, frames, vae.BINS, 2) * torch.linspace(0.1, 10, frames)[None, :, None, None])
+    check_deep_filter(torch.randn(2, 40, vae.BINS, 2))
     check_perceptual_loss()
     check_pitch_filter()
     return 0

@@ -29,8 +29,8 @@ class Exported(torch.nn.Module):
         self.m = model
 
     def forward(self, spec, *states):
-        gains, prob, unc, _, _, nxt = self.m(spec, *states)
-        return (gains, prob, unc) + tuple(nxt)
+        gains, prob, unc, _, _, nxt, df = self.m(spec, *states)
+        return (gains, prob, unc) + ((df,) if df is not None else ()) + tuple(nxt)
 
 
 def state_names(model):
@@ -44,11 +44,12 @@ def export(model, out_path, meta):
     spec = torch.randn(1, T, BINS, 2)
     states = model.initial_state(1)
     in_names = ["spec"] + [f"state_in_{n}" for n in state_names(model)]
-    out_names = ["gains", "speech_prob", "uncertainty"] + [f"state_out_{n}" for n in state_names(model)]
+    heads = ["gains", "speech_prob", "uncertainty"] + (["df_coefs"] if model.deep_filter else [])
+    out_names = heads + [f"state_out_{n}" for n in state_names(model)]
     tmp = Path(str(out_path) + ".tmp")
     torch.onnx.export(w, (spec, *states), str(tmp), input_names=in_names, output_names=out_names,
                       dynamic_axes={"spec": {1: "T"}, "gains": {1: "T"}, "speech_prob": {1: "T"},
-                                    "uncertainty": {1: "T"}},
+                                    "uncertainty": {1: "T"}, "df_coefs": {1: "T"}},
                       opset_version=17, dynamo=False)
     m = onnx.load(str(tmp))
     # the exporter leaves symbolic dims on some state outputs (slices over time): pin them
@@ -90,19 +91,26 @@ def parity(model, path, frames=200, seed=0):
     spec = (rng.standard_normal((1, frames, BINS, 2)) * rng.uniform(0.01, 30)).astype(np.float32)
     states = [s.numpy() for s in model.initial_state(1)]
     with torch.no_grad():
-        g_t = model(torch.from_numpy(spec), *map(torch.from_numpy, states))[0].numpy()
+        out = model(torch.from_numpy(spec), *map(torch.from_numpy, states))
+    # gains, and the deep-filter taps flattened beside them when the model has them
+    flat = lambda *xs: np.concatenate([x.reshape(-1) for x in xs])  # noqa: E731
+    g_t = flat(out[0].numpy(), *([out[6].numpy()] if model.deep_filter else []))
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
-    g_b = sess.run(["gains"], dict(zip(names, [spec] + states)))[0]
+    heads = ["gains"] + (["df_coefs"] if model.deep_filter else [])
+    g_b = flat(*sess.run(heads, dict(zip(names, [spec] + states))))
+    n_heads = len([o for o in sess.get_outputs() if not o.name.startswith("state_out_")])
     st = states
-    g_s = []
+    g_s = [[] for _ in heads]
     for t in range(frames):
         outs = sess.run(None, dict(zip(names, [spec[:, t : t + 1]] + st)))
-        g_s.append(outs[0])
-        st = outs[3:]
-    g_s = np.concatenate(g_s, axis=1)
+        g_s[0].append(outs[0])
+        if model.deep_filter:
+            g_s[1].append(outs[3])
+        st = outs[n_heads:]
+    g_s = flat(*[np.concatenate(x, axis=1) for x in g_s])
     return float(np.abs(g_t - g_b).max()), float(np.abs(g_b - g_s).max())
 
 

@@ -140,8 +140,8 @@ def vad_labels(S):
 def run_model(model, X, sample, state=None):
     spec = torch.view_as_real(X)
     st = state if state is not None else model.initial_state(X.shape[0], X.device)
-    gains, prob, unc, mu, logvar, nxt = model(spec, *st, sample=sample)
-    return gains, prob, mu, logvar, nxt
+    gains, prob, unc, mu, logvar, nxt, df = model(spec, *st, sample=sample)
+    return gains, prob, mu, logvar, nxt, df
 
 
 def carry_state(state, gen):
@@ -164,12 +164,12 @@ def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None
     pesq_weight = weights.pop("pesq_weight", 0.0)
     with_pitch = weights.pop("pitch_filter", False)
     X, S = stft(noisy, win), stft(clean, win)
-    gains, prob, mu, logvar, nxt = run_model(model, X, sample, state)
+    gains, prob, mu, logvar, nxt, df = run_model(model, X, sample, state)
+    base = None
     if with_pitch:  # what denoised resynthesises by default: the gains on the pitch-filtered spectrum
         P = pitch.pitch_frames(noisy, win)
-        Y = pitch.pitch_filtered(X, P, gains, model.bands, pitch.torch_spread(X.device)) * gains
-    else:
-        Y = X * gains
+        base = pitch.pitch_filtered(X, P, gains, model.bands, pitch.torch_spread(X.device))
+    Y = vae.enhance(X, gains, df, base)
     y = istft(Y, win)
     s = istft(S, win)
     l_spec = spec_loss(Y, S, **weights)
@@ -216,6 +216,9 @@ def main():
     ap.add_argument("--pitch-filter", action="store_true",
                     help="train on what denoised resynthesises by default: the gains applied to the pitch-filtered "
                          "spectrum (pitch.py, src/dsp/pitch.rs); validation leaves it out")
+    ap.add_argument("--deep-filter", action="store_true",
+                    help=f"add the deep-filter head: complex taps over {vae.DF_ORDER} frames on the first {vae.DF_BINS} bins "
+                         "(see vae.VaeDenoiser; zero at the start, so --init's model is unchanged until it learns)")
     ap.add_argument("--peak-emphasis", action="store_true", help="add the peak-emphasis gain term (see vae.py; not in the shipped model)")
     ap.add_argument("--noise-aug", action="store_true",
                     help="augment the training noise (mixer.make_batch: faster/slower real recordings, the hiss family); validation stays as it was")
@@ -253,15 +256,20 @@ def main():
         model = VaeDenoiser(peak_emphasis=args.peak_emphasis or shape.get("peak_emphasis", False),
                             hidden=args.hidden or shape["hidden"], conv_ch=args.conv_ch or shape["conv_ch"],
                             flatness=args.flatness or shape.get("flatness", False),
-                            noise_floor=args.noise_floor or shape.get("noise_floor", False))
+                            noise_floor=args.noise_floor or shape.get("noise_floor", False),
+                            deep_filter=args.deep_filter or shape.get("deep_filter", False))
         if src is not None:
             # the same shape copies; a narrower one, or one without the optional parts,
             # grows into this model computing the same gains (vae.widen_weights)
             model.load_state_dict(vae.widen_weights(src, model))
             print(f"warm start from {args.init} {VaeDenoiser.size_of(src)} into {(model.hidden, model.conv_ch)}"
                   f"{' with flatness features' if model.flatness else ''}"
-                  f"{' with noise-floor features' if model.noise_floor else ''}", flush=True)
+                  f"{' with noise-floor features' if model.noise_floor else ''}"
+                  f"{' with the deep-filter head' if model.deep_filter else ''}", flush=True)
     model = model.to(dev)
+    # the deep-filter head (zero at the start) learns at the same rate as the rest: at 5x,
+    # Adam's first, sign-like steps swung its taps far enough to cost 2.5 dB of validation
+    # SI-SDR within 10 steps (tried once from gpu_v6, session 9)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     gen = torch.Generator(device=dev)
     gen.manual_seed(args.seed)

@@ -43,6 +43,8 @@ LATENT = 64
 CONV_K = 3
 NOISE_WIN = 150  # frames (1.5 s) of the noise-floor features' minimum tracker (see noise_floor_snr)
 NOISE_OFFSET = 10.0  # log10 powers are stored as NOISE_OFFSET - log10(p) > 0, so a zero state is never the minimum
+DF_BINS = 96  # deep filtering (see VaeDenoiser deep_filter): bins 0..95, 0-4.75 kHz, as in DeepFilterNet
+DF_ORDER = 5  # taps: this frame and the 4 before it (40 ms of past, no lookahead)
 SLOPE_SCALE = 10.0  # the peak-emphasis head's output is scaled up: Adam moves it 10x faster than the other weights
 
 
@@ -104,11 +106,21 @@ class VaeDenoiser(nn.Module):
     flatness: 40 more input features, the spectral flatness of each band (see features();
     train.py --flatness; on in the shipped model since gpu_v5).
     noise_floor: 40 more, each band's level above its tracked noise floor (noise_floor_snr),
-    with one more state tensor (train.py --noise-floor; on since gpu_v5)."""
+    with one more state tensor (train.py --noise-floor; on since gpu_v5).
+    deep_filter: one more output head, complex filter taps for the low bins (deep filtering,
+    Schroeter et al. 2020, the filter DeepFilterNet applies below 5 kHz): the enhanced bin is
+    gain * X(t) + sum_i c_i * X(t - i), i < DF_ORDER, for the first DF_BINS bins (apply_deep_filter).
+    A gain can only scale a 50 Hz wide bin, and in voiced speech a bin often holds a harmonic
+    and the noise beside it; taps over the past frames can predict the periodic part and
+    cancel the rest, the job RNNoise's pitch filter does with one fixed comb. The taps are
+    added to the gains' output and their head starts at zero, so a checkpoint without it
+    loads as the same model (train.py --deep-filter)."""
 
-    def __init__(self, peak_emphasis=False, hidden=HIDDEN, conv_ch=CONV_CH, flatness=False, noise_floor=False):
+    def __init__(self, peak_emphasis=False, hidden=HIDDEN, conv_ch=CONV_CH, flatness=False, noise_floor=False,
+                 deep_filter=False):
         super().__init__()
         self.peak_emphasis, self.flatness, self.noise_floor = peak_emphasis, flatness, noise_floor
+        self.deep_filter = deep_filter
         self.hidden, self.conv_ch = hidden, conv_ch
         self.register_buffer("bands", torch.from_numpy(band_matrix()))
         if noise_floor:  # marks the variant in a checkpoint (shape_of): its width alone could be flatness
@@ -125,6 +137,10 @@ class VaeDenoiser(nn.Module):
         self.gain = nn.Linear(hidden, BINS)
         self.vad = nn.Linear(hidden, 1)
         nn.init.constant_(self.gain.bias, 2.0)  # start near pass-through (sigmoid(2) = 0.88)
+        if deep_filter:
+            self.df = nn.Linear(hidden, DF_BINS * DF_ORDER * 2)
+            nn.init.zeros_(self.df.weight)  # taps 0: the gains alone, as without the head
+            nn.init.zeros_(self.df.bias)
         if peak_emphasis:
             self._add_peak_emphasis()
 
@@ -149,7 +165,8 @@ class VaeDenoiser(nn.Module):
         noise_floor = "noise_win" in state_dict
         n_in = state_dict["inp.weight"].shape[1] - (N_BANDS if noise_floor else 0)
         return dict(hidden=hidden, conv_ch=conv_ch, peak_emphasis="peak_slope.weight" in state_dict,
-                    flatness=n_in > N_BANDS + FINE_BINS, noise_floor=noise_floor)
+                    flatness=n_in > N_BANDS + FINE_BINS, noise_floor=noise_floor,
+                    deep_filter="df.weight" in state_dict)
 
     @classmethod
     def for_weights(cls, state_dict):
@@ -185,7 +202,9 @@ class VaeDenoiser(nn.Module):
         return torch.cat(feats, dim=-1), nxt
 
     def forward(self, spec, *states, sample=False):
-        """spec [B, T, BINS, 2]; states: initial_state()'s tensors (4, or 5 with noise_floor)."""
+        """spec [B, T, BINS, 2]; states: initial_state()'s tensors (4, or 5 with noise_floor).
+        Returns gains [B, T, BINS], speech_prob [B, T], uncertainty [B, T], mu, logvar, the
+        next states, and the deep-filter taps [B, T, DF_BINS, DF_ORDER, 2] (None without)."""
         s0, s1, s2, s3 = states[:4]
         power = spec[..., 0] ** 2 + spec[..., 1] ** 2
         band_power = power @ self.bands
@@ -208,7 +227,30 @@ class VaeDenoiser(nn.Module):
         # per-frame posterior uncertainty: mean posterior std over the latent dims
         uncertainty = torch.exp(0.5 * logvar).mean(dim=-1)
         nxt = (n0, n1, n2, n3) + ((n4,) if self.noise_floor else ())
-        return gains, speech_prob, uncertainty, mu, logvar, nxt
+        df = None
+        if self.deep_filter:  # tanh: each tap's re and im in (-1, 1), a filter that cannot blow up
+            df = torch.tanh(self.df(d)).reshape(d.shape[0], d.shape[1], DF_BINS, DF_ORDER, 2)
+        return gains, speech_prob, uncertainty, mu, logvar, nxt, df
+
+
+def apply_deep_filter(X, df):
+    """sum_i df[t, f, i] * X[t - i, f] for f < DF_BINS (complex; frames before the first count
+    as zero, as they do at the start of a stream in src/dsp/deep_filter.rs). X [B, T, BINS]
+    complex, df [B, T, DF_BINS, DF_ORDER, 2] -> [B, T, DF_BINS] complex."""
+    low = torch.nn.functional.pad(X[..., :DF_BINS].transpose(1, 2), (DF_ORDER - 1, 0))  # [B, F, T+O-1]
+    past = low.unfold(2, DF_ORDER, 1).flip(-1).transpose(1, 2)  # [B, T, F, O]: tap i = frame t - i
+    c = torch.complex(df[..., 0], df[..., 1])
+    return (c * past).sum(-1)
+
+
+def enhance(X, gains, df, base=None):
+    """The enhanced spectrum the Rust side resynthesises: the gains on `base` (the noisy
+    spectrum X, or its pitch-filtered version), plus the deep filter's output over the noisy
+    spectrum's past on the low bins when the model has one."""
+    Y = (X if base is None else base) * gains
+    if df is None:
+        return Y
+    return torch.cat([Y[..., :DF_BINS] + apply_deep_filter(X, df), Y[..., DF_BINS:]], dim=-1)
 
 
 def widen_weights(src, model):
@@ -231,7 +273,7 @@ def widen_weights(src, model):
     layout = {
         "inp": ("C", "FEAT"), "conv1.conv": ("C", "C"), "conv2.conv": ("C", "C"),
         "enc": ("H3", None), "dec": ("H3", None), "mu": (None, "H"), "logvar": (None, "H"),
-        "gain": (None, "H"), "vad": (None, "H"), "peak_slope": (None, "H"),
+        "gain": (None, "H"), "vad": (None, "H"), "peak_slope": (None, "H"), "df": (None, "H"),
     }
     gru_in = {"enc.weight_ih_l0": "C", "enc.weight_hh_l0": "H", "dec.weight_ih_l0": "DEC_IN", "dec.weight_hh_l0": "H"}
     out = {k: v.clone() for k, v in model.state_dict().items()}
@@ -269,4 +311,6 @@ def count_macs_per_frame(model):
     macs += h * (BINS + 1)
     if model.peak_emphasis:
         macs += h * N_BANDS + 2 * N_BANDS * BINS
+    if model.deep_filter:
+        macs += h * DF_BINS * DF_ORDER * 2 + 4 * DF_BINS * DF_ORDER  # the head, the complex taps
     return macs
