@@ -180,6 +180,15 @@ fn model_info(path: &Path) -> Result<()> {
         spec.bins,
         spec.lookahead_frames
     );
+    match spec.deep_filter {
+        Some(df) => println!(
+            "deep filter {} taps on bins 0..{} (this frame and {} before it)",
+            df.order,
+            df.bins,
+            df.order - 1
+        ),
+        None => println!("deep filter none (gains only)"),
+    }
     println!("metadata");
     for (k, v) in &spec.metadata {
         println!("  {k} = {v}");

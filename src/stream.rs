@@ -1,12 +1,12 @@
 //! One stream's hop-by-hop denoiser: STFT analysis -> model (T=1, carried state) ->
-//! gains -> synthesis. The live worker runs one per channel; the bench times it.
+//! gains (and deep filter, for a model with one) -> synthesis. The live worker runs one per channel; the bench times it.
 //!
 //! Everything is allocated in `new()`. `process_hop` allocates nothing itself; only the
 //! model call inside it (ONNX Runtime) may, which is why it can be exempted separately.
 
 use realfft::num_complex::Complex32;
 
-use crate::dsp::{GainParams, HOP_SIZE, N_BINS, PitchFilter, Stft, apply_gain_stage};
+use crate::dsp::{DeepFilter, GainParams, HOP_SIZE, N_BINS, PitchFilter, Stft, apply_gain_stage};
 use crate::error::Result;
 use crate::model::{FrameOutputs, Model, ModelState};
 
@@ -22,10 +22,12 @@ pub struct StreamDenoiser {
     stft: Stft,
     /// always fed, so that switching it on mid-stream finds a current history
     pitch: PitchFilter,
+    deep: DeepFilter,
     state: ModelState,
     spec: Vec<Complex32>,
     flat: Vec<f32>,
     gains: Vec<f32>,
+    df_coefs: Vec<f32>,
     prob: [f32; 1],
     unc: [f32; 1],
     pub params: GainParams,
@@ -34,7 +36,10 @@ pub struct StreamDenoiser {
 impl StreamDenoiser {
     pub fn new(model: &Model, params: GainParams) -> Self {
         let stft = Stft::new();
+        let deep = model.new_deep_filter();
         Self {
+            df_coefs: vec![0.0; deep.coefs_per_frame()],
+            deep,
             spec: stft.make_spectrum(),
             stft,
             pitch: PitchFilter::new(),
@@ -49,12 +54,13 @@ impl StreamDenoiser {
 
     /// Input-to-output delay of this processor, in samples at 48 kHz.
     pub fn latency_samples(&self) -> usize {
-        self.stft.latency_samples() + self.pitch.latency_samples()
+        self.stft.latency_samples() + self.pitch.latency_samples() + self.deep.latency_samples()
     }
 
     pub fn reset(&mut self) {
         self.stft.reset();
         self.pitch.reset();
+        self.deep.reset();
         self.state.reset();
     }
 
@@ -79,6 +85,7 @@ impl StreamDenoiser {
                 gains: &mut self.gains,
                 speech_prob: &mut self.prob,
                 uncertainty: &mut self.unc,
+                df_coefs: &mut self.df_coefs,
             },
         )
     }
@@ -86,7 +93,14 @@ impl StreamDenoiser {
     /// Gains and synthesis of the analysed hop (allocation-free).
     pub fn synthesize(&mut self, output: &mut [f32]) -> HopInfo {
         debug_assert_eq!(output.len(), HOP_SIZE);
-        let bad = apply_gain_stage(&mut self.spec, &self.gains, &self.params, &mut self.pitch);
+        let bad = apply_gain_stage(
+            &mut self.spec,
+            &self.gains,
+            &self.df_coefs,
+            &self.params,
+            &mut self.pitch,
+            &mut self.deep,
+        );
         self.stft.synthesize(&mut self.spec, output);
         HopInfo {
             speech_prob: self.prob[0],

@@ -423,6 +423,10 @@ fn bad_models_give_clear_errors() {
         ("no_contract", "denoised.contract"),
         ("bad_bins", "expected float32 [1, t, 481, 2]"),
         ("no_state_out", "state_out_h"),
+        (
+            "bad_df",
+            "`df_coefs`: expected float32 [1, t, bins <= 481, order <= 32, 2]",
+        ),
         ("does_not_exist", "no such file"),
     ] {
         let a = clean_with(model)
@@ -508,8 +512,15 @@ fn model_info_prints_contract_and_parameters() {
             predicate::str::contains("parameters  4298")
                 .and(predicate::str::contains("state_in_gru: Float32 [1, 1, 8]"))
                 .and(predicate::str::contains("sha256"))
-                .and(predicate::str::contains("sample_rate_hz = 48000")),
+                .and(predicate::str::contains("sample_rate_hz = 48000"))
+                .and(predicate::str::contains("deep filter none")),
         );
+    denoised()
+        .args(["model", "info"])
+        .arg(fixture_model("df_delay"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("deep filter 5 taps on bins 0..96"));
 }
 
 #[test]

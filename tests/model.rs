@@ -75,6 +75,73 @@ fn stream_denoiser_equals_offline_after_latency() {
 }
 
 #[test]
+fn deep_filter_model_streams_like_offline_across_chunk_boundaries() {
+    // the taps reach 4 frames back: a chunked offline call must carry that history over its
+    // chunk boundaries exactly as the hop-by-hop stream does
+    let mut model = load("df_delay");
+    let shape = model
+        .spec()
+        .deep_filter
+        .expect("df_delay declares df_coefs");
+    assert_eq!((shape.bins, shape.order), (96, 5));
+    let x = input(48000);
+    let p = GainParams {
+        attenuation_limit_db: 100.0,
+        ..GainParams::default()
+    };
+    let (offline, _) = denoise_channel(&mut model, &x, &p, 7, &mut |_| {}).unwrap();
+    let mut s = StreamDenoiser::new(&model, p);
+    let d = s.latency_samples();
+    let mut live = vec![0.0; x.len()];
+    for (i, o) in x
+        .chunks_exact(HOP_SIZE)
+        .zip(live.chunks_exact_mut(HOP_SIZE))
+    {
+        s.process_hop(&mut model, i, o).unwrap();
+    }
+    let err = max_abs_diff(&live[d..], &offline[..x.len() - d]);
+    assert!(err <= 1e-5, "live vs offline {err}");
+}
+
+#[test]
+fn deep_filter_unit_tap_delays_the_low_band_by_one_hop() {
+    // df_delay: gains 0, a tap of 1 one frame back on bins 0..96 (0-4.75 kHz). With no
+    // attenuation limit, a 1 kHz tone comes out one hop (480 samples) late and a 12 kHz
+    // tone not at all.
+    let mut model = load("df_delay");
+    let tone = |hz: f32, n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| 0.5 * (2.0 * std::f32::consts::PI * hz * i as f32 / 48000.0).sin())
+            .collect()
+    };
+    let n = 48000;
+    let p = GainParams {
+        attenuation_limit_db: 120.0,
+        wet: 1.0,
+        pitch_filter: false,
+    };
+    let low = tone(1000.0, n);
+    let (y, stats) = denoise_channel(&mut model, &low, &p, 64, &mut |_| {}).unwrap();
+    assert_eq!(stats.nonfinite_gains, 0);
+    let steady = 4800..n - 4800;
+    let err = max_abs_diff(
+        &y[steady.clone()],
+        &low[steady.start - HOP_SIZE..steady.end - HOP_SIZE],
+    );
+    assert!(
+        err < 1e-3,
+        "1 kHz tone: output vs input one hop earlier {err}"
+    );
+    let high = tone(12000.0, n);
+    let (y, _) = denoise_channel(&mut model, &high, &p, 64, &mut |_| {}).unwrap();
+    let peak = y[steady].iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(
+        peak < 1e-3,
+        "12 kHz tone above the filtered bins passes at {peak}"
+    );
+}
+
+#[test]
 fn pitch_filter_switched_on_mid_stream_matches_offline_with_it_on() {
     // The stream feeds the filter's history while it is off, so switching it on (a config
     // reload) gives at once what a stream that always had it on gives.

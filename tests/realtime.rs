@@ -7,7 +7,9 @@ mod common;
 
 use assert_no_alloc::{AllocDisabler, assert_no_alloc};
 use common::*;
-use denoised::dsp::{GainParams, HOP_SIZE, N_BINS, PitchFilter, Stft, apply_gain_stage};
+use denoised::dsp::{
+    DeepFilter, DeepFilterShape, GainParams, HOP_SIZE, N_BINS, PitchFilter, Stft, apply_gain_stage,
+};
 use denoised::model::{LoadOptions, Model};
 use denoised::stream::StreamDenoiser;
 
@@ -18,8 +20,10 @@ static ALLOC: AllocDisabler = AllocDisabler;
 fn per_hop_dsp_does_not_allocate() {
     let mut stft = Stft::new();
     let mut pitch = PitchFilter::new();
+    let mut deep = DeepFilter::new(Some(DeepFilterShape { bins: 96, order: 5 }));
     let mut spec = stft.make_spectrum();
     let gains = vec![0.5f32; N_BINS];
+    let taps = noise(deep.coefs_per_frame(), 0.5, 3);
     let params = GainParams::default();
     let input = noise(HOP_SIZE * 20, 0.5, 1);
     let mut out = vec![0.0f32; HOP_SIZE];
@@ -32,7 +36,7 @@ fn per_hop_dsp_does_not_allocate() {
                 pitch_filter: i % 2 == 0,
                 ..params
             };
-            apply_gain_stage(&mut spec, &gains, &p, &mut pitch);
+            apply_gain_stage(&mut spec, &gains, &taps, &p, &mut pitch, &mut deep);
             stft.synthesize(&mut spec, &mut out);
         });
     }
@@ -40,16 +44,19 @@ fn per_hop_dsp_does_not_allocate() {
 
 #[test]
 fn stream_denoiser_hop_does_not_allocate_outside_the_model_call() {
-    let mut model = Model::load(&fixture_model("tiny_gru"), &LoadOptions::default()).unwrap();
-    let mut s = StreamDenoiser::new(&model, GainParams::default());
-    let input = noise(HOP_SIZE * 20, 0.5, 2);
-    let mut out = vec![0.0f32; HOP_SIZE];
-    for hop in input.chunks_exact(HOP_SIZE) {
-        assert_no_alloc(|| s.analyze(hop));
-        s.infer(&mut model).unwrap();
-        assert_no_alloc(|| {
-            s.synthesize(&mut out);
-        });
+    // tiny_gru: gains only; df_delay: gains and deep-filter taps
+    for name in ["tiny_gru", "df_delay"] {
+        let mut model = Model::load(&fixture_model(name), &LoadOptions::default()).unwrap();
+        let mut s = StreamDenoiser::new(&model, GainParams::default());
+        let input = noise(HOP_SIZE * 20, 0.5, 2);
+        let mut out = vec![0.0f32; HOP_SIZE];
+        for hop in input.chunks_exact(HOP_SIZE) {
+            assert_no_alloc(|| s.analyze(hop));
+            s.infer(&mut model).unwrap();
+            assert_no_alloc(|| {
+                s.synthesize(&mut out);
+            });
+        }
     }
 }
 

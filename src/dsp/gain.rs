@@ -9,6 +9,7 @@
 
 use realfft::num_complex::Complex32;
 
+use super::deep_filter::DeepFilter;
 use super::pitch::PitchFilter;
 
 /// Default attenuation limit: at most 30 dB of noise reduction. Enough to make fans,
@@ -70,19 +71,25 @@ pub fn apply_gains(spec: &mut [Complex32], gains: &[f32], params: &GainParams) -
 
 /// The whole gain stage of one hop, as every path runs it: the model's `gains` on `spec`,
 /// after the pitch filter when `params.pitch_filter` (the hop's input must already be in
-/// `pitch` through `PitchFilter::push_hop`). Returns how many gains were not finite.
+/// `pitch` through `PitchFilter::push_hop`), then the deep filter's taps `df_coefs` (empty
+/// for a model without them) over the noisy spectrum's past. Returns how many gains and
+/// bins of taps were not finite.
 pub fn apply_gain_stage(
     spec: &mut [Complex32],
     gains: &[f32],
+    df_coefs: &[f32],
     params: &GainParams,
     pitch: &mut PitchFilter,
+    deep: &mut DeepFilter,
 ) -> u32 {
-    if params.pitch_filter {
+    deep.push(spec);
+    let bad = if params.pitch_filter {
         let filtered = pitch.filter(spec, gains, params.min_gain());
         apply_gains_filtered(spec, filtered, gains, params)
     } else {
         apply_gains(spec, gains, params)
-    }
+    };
+    bad + deep.apply(spec, df_coefs, params)
 }
 
 /// As `apply_gains`, with the wet path taken from `filtered` (the pitch-filtered spectrum):

@@ -5,8 +5,10 @@
 //! `output` = "gains" (optional: `name`, anything else).
 //! Inputs: `spec` f32 [1, T, 481, 2] (re, im of the unnormalised rfft of the sqrt-Hann
 //! windowed frame, audio in [-1, 1]) and `state_in_<k>` f32 tensors of fixed shape.
-//! Outputs: `gains` f32 [1, T, 481] in [0, 1], optional `speech_prob` [1, T] and
-//! `uncertainty` [1, T], and `state_out_<k>` for every `state_in_<k>`, same shape.
+//! Outputs: `gains` f32 [1, T, 481] in [0, 1], optional `speech_prob` [1, T],
+//! `uncertainty` [1, T] and `df_coefs` [1, T, bins, order, 2] (deep-filter taps for the
+//! first `bins` bins over this frame and the `order - 1` before it, see `dsp::deep_filter`),
+//! and `state_out_<k>` for every `state_in_<k>`, same shape.
 //! T is dynamic; states start at zero and carry from one call to the next.
 
 use std::collections::BTreeMap;
@@ -15,10 +17,14 @@ use std::path::Path;
 use ort::session::Session;
 use ort::value::ValueType;
 
-use crate::dsp::{FFT_SIZE, HOP_SIZE, N_BINS, SAMPLE_RATE_HZ};
+use crate::dsp::{DeepFilterShape, FFT_SIZE, HOP_SIZE, N_BINS, SAMPLE_RATE_HZ};
 use crate::error::{Error, Result};
 
 pub const CONTRACT_VERSION: &str = "1";
+
+/// Most deep-filter taps per bin a model may ask for (DeepFilterNet uses 5): the history
+/// the stream keeps grows with it.
+pub const MAX_DF_ORDER: usize = 32;
 
 /// One recurrent state tensor: fed back from `out_name` to `in_name` every call.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,6 +53,8 @@ pub struct ModelSpec {
     pub states: Vec<StateSpec>,
     pub has_speech_prob: bool,
     pub has_uncertainty: bool,
+    /// the shape of `df_coefs`, when the model has deep-filter taps
+    pub deep_filter: Option<DeepFilterShape>,
     /// every metadata_props entry, for `model info`
     pub metadata: BTreeMap<String, String>,
     pub inputs: Vec<(String, String)>,
@@ -195,6 +203,27 @@ pub fn validate(path: &Path, session: &Session) -> Result<ModelSpec> {
         expect_shape("uncertainty", p.dtype(), &[1, -1])?;
         has_uncertainty = true;
     }
+    let mut deep_filter = None;
+    if let Some(p) = find_out("df_coefs") {
+        let s = shape_of(p.dtype()).unwrap_or_default();
+        let fits = is_f32(p.dtype())
+            && s.len() == 5
+            && s[0] == 1
+            && !(0..1).contains(&s[1])
+            && (1..=N_BINS as i64).contains(&s[2])
+            && (1..=MAX_DF_ORDER as i64).contains(&s[3])
+            && s[4] == 2;
+        if !fits {
+            return Err(err(format!(
+                "`df_coefs`: expected Float32 [1, T, bins <= {N_BINS}, order <= {MAX_DF_ORDER}, 2], found {}",
+                describe(p.dtype())
+            )));
+        }
+        deep_filter = Some(DeepFilterShape {
+            bins: s[2] as usize,
+            order: s[3] as usize,
+        });
+    }
 
     let mut states = Vec::new();
     for i in session.inputs() {
@@ -236,7 +265,7 @@ pub fn validate(path: &Path, session: &Session) -> Result<ModelSpec> {
     }
     for o in session.outputs() {
         let n = o.name();
-        let known = matches!(n, "gains" | "speech_prob" | "uncertainty")
+        let known = matches!(n, "gains" | "speech_prob" | "uncertainty" | "df_coefs")
             || (n.starts_with("state_out_") && states.iter().any(|s| s.out_name == n));
         if !known {
             return Err(err(format!(
@@ -259,6 +288,7 @@ pub fn validate(path: &Path, session: &Session) -> Result<ModelSpec> {
         states,
         has_speech_prob,
         has_uncertainty,
+        deep_filter,
         metadata,
         inputs,
         outputs,

@@ -21,7 +21,7 @@ use ort::value::TensorRef;
 pub use contract::{ModelSpec, StateSpec};
 pub use runtime::{Provider, ensure_runtime};
 
-use crate::dsp::N_BINS;
+use crate::dsp::{DeepFilter, N_BINS};
 use crate::error::{Error, Result};
 
 /// How to build a session.
@@ -71,6 +71,8 @@ pub struct FrameOutputs<'a> {
     pub speech_prob: &'a mut [f32],
     /// [T] posterior uncertainty (0 when the model has none)
     pub uncertainty: &'a mut [f32],
+    /// [T * bins * order * 2] deep-filter taps, frame-major (empty when the model has none)
+    pub df_coefs: &'a mut [f32],
 }
 
 fn build_session(
@@ -147,6 +149,11 @@ impl Model {
         self.provider_used
     }
 
+    /// A new stream's deep filter for this model (one that does nothing without taps).
+    pub fn new_deep_filter(&self) -> DeepFilter {
+        DeepFilter::new(self.spec.deep_filter)
+    }
+
     /// Zeroed recurrent state for a new stream.
     pub fn new_state(&self) -> ModelState {
         ModelState {
@@ -221,6 +228,22 @@ impl Model {
             } else {
                 dst.fill(0.0);
             }
+        }
+        if self.spec.deep_filter.is_some() {
+            let (_, v) = outputs["df_coefs"]
+                .try_extract_tensor::<f32>()
+                .map_err(ierr)?;
+            if v.len() != out.df_coefs.len() {
+                return Err(Error::Inference {
+                    path,
+                    msg: format!(
+                        "`df_coefs` has {} values, expected {}",
+                        v.len(),
+                        out.df_coefs.len()
+                    ),
+                });
+            }
+            out.df_coefs.copy_from_slice(v);
         }
         for (s, t) in self.spec.states.iter().zip(state.tensors.iter_mut()) {
             let (_, v) = outputs[s.out_name.as_str()]

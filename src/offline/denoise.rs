@@ -35,6 +35,9 @@ pub fn denoise_channel(
 
     let mut state = model.new_state();
     let mut pitch = PitchFilter::new();
+    let mut deep = model.new_deep_filter();
+    let df_per_frame = deep.coefs_per_frame();
+    let mut df_coefs = vec![0.0f32; chunk * df_per_frame];
     let mut specs = vec![Complex32::default(); chunk * N_BINS];
     let mut flat = vec![0.0f32; chunk * N_BINS * 2];
     let mut gains = vec![0.0f32; chunk * N_BINS];
@@ -65,6 +68,7 @@ pub fn denoise_channel(
                 gains: &mut gains[..t * N_BINS],
                 speech_prob: &mut prob[..t],
                 uncertainty: &mut unc[..t],
+                df_coefs: &mut df_coefs[..t * df_per_frame],
             },
         )?;
         for f in 0..t {
@@ -73,7 +77,9 @@ pub fn denoise_channel(
             // the filter's history follows the hop being resynthesised, not the analysis above
             pitch.push_hop(&padded[h * HOP_SIZE..(h + 1) * HOP_SIZE]);
             let g = &gains[f * N_BINS..(f + 1) * N_BINS];
-            stats.nonfinite_gains += apply_gain_stage(spec, g, params, &mut pitch) as u64;
+            let taps = &df_coefs[f * df_per_frame..(f + 1) * df_per_frame];
+            stats.nonfinite_gains +=
+                apply_gain_stage(spec, g, taps, params, &mut pitch, &mut deep) as u64;
             stft.synthesize(spec, &mut out[h * HOP_SIZE..(h + 1) * HOP_SIZE]);
         }
         hop += t;
