@@ -174,7 +174,6 @@ def _pitch_filtered(X, P, g, bands, spread, max_hz=None, strength=1.0):
 
 
 def gain_variants(model, only=None):
-    import onnxruntime as ort
     from vae import band_matrix
     bands = band_matrix()
     spread = bands.T / (bands.T.sum(axis=0, keepdims=True) + 1e-12)  # [40, bins]
@@ -213,7 +212,7 @@ def gain_variants(model, only=None):
     }
     if only:  # variants whose name holds one of these words, and "plain"
         variants = {k: v for k, v in variants.items() if k == "plain" or any(w in k for w in only)}
-    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    sess = ev.gains_session(model)
     meta = json.loads((ev.EVAL / "meta.json").read_text())
     floor = LIMIT_FLOOR
     rows = {k: [] for k in variants}
@@ -253,7 +252,6 @@ def speech_errors(model, outputs=None, wrong_db=-6.0, speech_dominated_db=-3.0):
     and the spliced rows are left out."""
     import collections
 
-    import onnxruntime as ort
     from vae import band_centres_hz, band_matrix
     bands = band_matrix()
     spread = bands.T / (bands.T.sum(axis=0, keepdims=True) + 1e-12)  # [40, bins]
@@ -262,7 +260,7 @@ def speech_errors(model, outputs=None, wrong_db=-6.0, speech_dominated_db=-3.0):
     groups = {"band 0-500 Hz": centre_hz[:top_band] < 500,
               "band 500-2000 Hz": (centre_hz[:top_band] >= 500) & (centre_hz[:top_band] < 2000),
               "band 2000-8000 Hz": centre_hz[:top_band] >= 2000}
-    sess = None if outputs else ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    sess = None if outputs else ev.gains_session(model)
     meta = json.loads((ev.EVAL / "meta.json").read_text())
     floor = LIMIT_FLOOR  # on every variant, the ideal gains too (so not oracle()'s 2.57)
     names = ("model", "ideal band gains in speech frames", "ideal band gains in pauses", "ideal band gains everywhere",
@@ -347,8 +345,7 @@ def timeline(model, item, lo_hz, hi_hz, step_frames=5):
     """One item, every step_frames hops: the energy (dB) of the clean speech, the noisy input,
     our output and RNNoise's (cache/eval/out_rnnoise) between lo_hz and hi_hz, with our mean
     gain there and our speech probability."""
-    import onnxruntime as ort
-    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    sess = ev.gains_session(model)
     c, _ = sf.read(ev.EVAL / "clean" / item, dtype="float32")
     x, _ = sf.read(ev.EVAL / "noisy" / item, dtype="float32")
     rn, _ = sf.read(ev.EVAL / "out_rnnoise" / item, dtype="float32")

@@ -198,6 +198,18 @@ def run_as_one_stream(src, dst, model, meta, repeat=3):
         at += len(x)
 
 
+def gains_session(model_path):
+    """An ONNX Runtime session for the Python reference paths (run_reference, diagnose.py),
+    which apply the gains alone: a model with deep-filter taps (`df_coefs`) is refused there,
+    it is measured through `denoised clean` (the `denoised` systems, compare.py)."""
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    if any(o.name == "df_coefs" for o in sess.get_outputs()):
+        sys.exit(f"{model_path}: has deep-filter taps (df_coefs); the Python reference applies gains only: "
+                 "measure it through `denoised clean` (evaluate.py --systems denoised, compare.py)")
+    return sess
+
+
 def model_outputs(sess, spec):
     """All outputs of one ONNX Runtime call over a whole [1, T, BINS, 2] spectrum from
     zero states, by name."""
@@ -210,8 +222,7 @@ def uncertainty_range(model_path, n=32, seconds=6.0):
     """(5th, 95th) percentile of the model's per-frame uncertainty on fresh mixtures of the
     *training* split: fixed constants, so softening with them is causal (a live stream
     cannot scale by its own future)."""
-    import onnxruntime as ort
-    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    sess = gains_session(model_path)
     corpus = mixer.Corpus(HERE / "cache" / "corpus", "train", "cpu")
     gen = torch.Generator().manual_seed(77)
     from vae import HOP, N_FFT, sqrt_hann
@@ -257,9 +268,8 @@ def run_reference(src, dst, model_path, alpha, limit_db=30.0, u_range=None, pf_b
     u_n = the frame's uncertainty scaled to [0, 1] over the file, or, with `u_range`, by
     fixed constants (causal); with `pf_beta` > 0, post-filtered first (see `postfilter`);
     with `expand` = k > 0, high gains raised: g' = g ** (1 - k g) (low gains barely move)."""
-    import onnxruntime as ort
     dst.mkdir(parents=True, exist_ok=True)
-    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    sess = gains_session(model_path)
     floor = 10 ** (-limit_db / 20)
     for f in sorted(src.glob("*.wav")):
         x, sr = sf.read(f, dtype="float32")
