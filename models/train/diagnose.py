@@ -28,6 +28,9 @@
       model's band gain falls below the ideal one, weighted by the speech energy there, and
       the share of that energy taken away by more than 6 dB, by noise family, input SNR and
       time since the word's onset.
+  python diagnose.py deep-filter --model runs/NAME/model.onnx
+      a deep-filter model (train.py --deep-filter) scored with and without its taps, the
+      mean tap magnitude per delay, and the taps' share of the output in the low bins.
 """
 import argparse
 import json
@@ -362,6 +365,70 @@ def timeline(model, item, lo_hz, hi_hz, step_frames=5):
               f"our mean gain {20 * np.log10(g[t, band].mean()):6.1f} dB  speech prob {out['speech_prob'][0][t]:.2f}")
 
 
+def _deep_filter_np(X, df):
+    """vae.apply_deep_filter in numpy: X [T, BINS] complex, df [T, DF_BINS, DF_ORDER, 2]."""
+    from vae import DF_BINS, DF_ORDER
+    c = df[..., 0] + 1j * df[..., 1]
+    out = np.zeros((X.shape[0], DF_BINS), np.complex64)
+    for i in range(DF_ORDER):
+        out[i:] += c[i:, :, i] * X[: X.shape[0] - i, :DF_BINS]
+    return out
+
+
+def deep_filter(model, against=None):
+    """How much a deep-filter model's taps do: the model's output scored with and without
+    them (gains alone; no pitch filter either way), the mean tap magnitude per delay, and
+    the taps' output energy relative to the gains' output in the filtered bins, in frames
+    with and without speech. against: a folder of `denoised clean --pitch-filter=false`
+    outputs of the same model on cache/eval/noisy; the worst item's SNR of this Python
+    reference against it is printed (does src/dsp/deep_filter.rs do what training does?)."""
+    import onnxruntime as ort
+    from vae import DF_BINS
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    if not any(o.name == "df_coefs" for o in sess.get_outputs()):
+        sys.exit(f"{model}: no deep-filter taps (df_coefs)")
+    meta = json.loads((ev.EVAL / "meta.json").read_text())
+    rows = {"gains and taps": [], "gains alone": []}
+    taps, ratio, agree = [], {True: [], False: []}, []
+    for it in meta:
+        c, _ = sf.read(ev.EVAL / "clean" / it["file"], dtype="float32")
+        x, _ = sf.read(ev.EVAL / "noisy" / it["file"], dtype="float32")
+        X = ev.analyse(x)
+        out = ev.model_outputs(sess, np.stack([X.real, X.imag], -1)[None])
+        G = X * np.clip(out["gains"][0], LIMIT_FLOOR, 1.0)
+        D = _deep_filter_np(X, out["df_coefs"][0])
+        Y = G.copy()
+        Y[:, :DF_BINS] += D
+        low = np.abs(X[:, :DF_BINS])  # the attenuation limit, as denoised holds it
+        lvl = np.abs(Y[:, :DF_BINS])
+        Y[:, :DF_BINS] *= np.where(lvl < LIMIT_FLOOR * low, LIMIT_FLOOR * low / np.maximum(lvl, 1e-12), 1.0)
+        y = ev.synthesise(Y, len(x)).astype(np.float32)
+        rows["gains and taps"].append(ev.metrics(y, c, x))
+        if against:
+            r, _ = sf.read(Path(against) / it["file"], dtype="float32")
+            agree.append(10 * np.log10((y ** 2).sum() / ((y - r) ** 2).sum() + 1e-20))
+        rows["gains alone"].append(ev.metrics(ev.synthesise(G, len(x)).astype(np.float32), c, x))
+        taps.append(np.sqrt((out["df_coefs"][0] ** 2).sum(-1)).mean(axis=(0, 1)))
+        C = ev.analyse(c)
+        e = (np.abs(C) ** 2).sum(-1)
+        speech = e > max(e.max() * 1e-4, 1e-12)  # frames within 40 dB of the item's peak
+        for flag in (True, False):
+            if (speech == flag).any():
+                num = (np.abs(D[speech == flag]) ** 2).sum()
+                den = (np.abs(G[speech == flag, :DF_BINS]) ** 2).sum() + 1e-12
+                ratio[flag].append(10 * np.log10(num / den + 1e-12))
+    for name, r in rows.items():
+        s = ev.summarize({name: r}, meta)[name]["overall"]
+        print(f"{name:16s} PESQ-WB {s['pesq_wb']:.3f}, STOI {s['stoi']:.3f}, SI-SDR {s['si_sdr']:.2f} dB, "
+              f"onset loss {s['onset_loss_db']:.2f} dB, noise reduction {s['noise_reduction_db']:.2f} dB")
+    print("mean |tap| by delay (frames 0..):", " ".join(f"{v:.4f}" for v in np.mean(taps, axis=0)))
+    for flag, name in ((True, "speech frames"), (False, "frames without speech")):
+        if ratio[flag]:
+            print(f"taps' output / gains' output below {DF_BINS * 50} Hz, {name}: {np.mean(ratio[flag]):.1f} dB (mean over items)")
+    if agree:
+        print(f"this reference against {against}: SNR {min(agree):.1f} dB on the worst item, {np.median(agree):.1f} dB median")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -382,6 +449,9 @@ def main():
     e.add_argument("--outputs", default=None, help="score another system's output folder instead of --model")
     e.add_argument("--split", choices=["val", "train"], default="val",
                    help="the held-out set (cache/eval) or the one of training voices and noises (cache/eval_train)")
+    d = sub.add_parser("deep-filter")
+    d.add_argument("--model", required=True, help="an ONNX model with deep-filter taps (train.py --deep-filter)")
+    d.add_argument("--against", default=None, help="a folder of `denoised clean --pitch-filter=false` outputs of --model")
     args = ap.parse_args()
     if getattr(args, "split", "val") == "train":
         ev.EVAL = ev.HERE / "cache" / "eval_train"
@@ -393,6 +463,8 @@ def main():
         timeline(args.model, args.item, *args.band_hz)
     elif args.cmd == "speech-errors":
         speech_errors(args.model, args.outputs)
+    elif args.cmd == "deep-filter":
+        deep_filter(args.model, args.against)
     elif args.cmd == "oracle":
         oracle()
     else:
