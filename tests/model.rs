@@ -55,22 +55,26 @@ fn streaming_t1_equals_batch_within_1e4() {
     );
 }
 
-#[test]
-fn stream_denoiser_equals_offline_after_latency() {
-    let mut model = load("tiny_gru");
-    let x = input(48000);
-    let p = GainParams::default();
-    let (offline, _) = denoise_channel(&mut model, &x, &p, 500, &mut |_| {}).unwrap();
-    let mut s = StreamDenoiser::new(&model, p);
+/// Max difference between the hop-by-hop stream and offline cleaning in chunks of
+/// `frames_per_call`, the stream's latency taken off.
+fn stream_vs_offline(model: &mut Model, x: &[f32], p: GainParams, frames_per_call: usize) -> f32 {
+    let (offline, _) = denoise_channel(model, x, &p, frames_per_call, &mut |_| {}).unwrap();
+    let mut s = StreamDenoiser::new(model, p);
     let d = s.latency_samples();
     let mut live = vec![0.0; x.len()];
     for (i, o) in x
         .chunks_exact(HOP_SIZE)
         .zip(live.chunks_exact_mut(HOP_SIZE))
     {
-        s.process_hop(&mut model, i, o).unwrap();
+        s.process_hop(model, i, o).unwrap();
     }
-    let err = max_abs_diff(&live[d..], &offline[..x.len() - d]);
+    max_abs_diff(&live[d..], &offline[..x.len() - d])
+}
+
+#[test]
+fn stream_denoiser_equals_offline_after_latency() {
+    let mut model = load("tiny_gru");
+    let err = stream_vs_offline(&mut model, &input(48000), GainParams::default(), 500);
     assert!(err <= 1e-4, "live vs offline {err}");
 }
 
@@ -84,22 +88,11 @@ fn deep_filter_model_streams_like_offline_across_chunk_boundaries() {
         .deep_filter
         .expect("df_delay declares df_coefs");
     assert_eq!((shape.bins, shape.order), (96, 5));
-    let x = input(48000);
     let p = GainParams {
         attenuation_limit_db: 100.0,
         ..GainParams::default()
     };
-    let (offline, _) = denoise_channel(&mut model, &x, &p, 7, &mut |_| {}).unwrap();
-    let mut s = StreamDenoiser::new(&model, p);
-    let d = s.latency_samples();
-    let mut live = vec![0.0; x.len()];
-    for (i, o) in x
-        .chunks_exact(HOP_SIZE)
-        .zip(live.chunks_exact_mut(HOP_SIZE))
-    {
-        s.process_hop(&mut model, i, o).unwrap();
-    }
-    let err = max_abs_diff(&live[d..], &offline[..x.len() - d]);
+    let err = stream_vs_offline(&mut model, &input(48000), p, 7);
     assert!(err <= 1e-5, "live vs offline {err}");
 }
 

@@ -91,16 +91,21 @@ def check_noise_floor():
           f"within {W} frames; streaming equals batch ({stream_diff:.1e})")
 
 
-def check_streaming(spec):
-    model = random_model(hidden=384, conv_ch=128, flatness=True, noise_floor=True)
-    batch = outputs(model, spec[:1])[0]
+def streamed(model, spec, index):
+    """Output `index` of the model run one frame at a time (state carried) over spec[:1]."""
     state, frames = model.initial_state(1), []
     with torch.no_grad():
         for t in range(spec.shape[1]):
             out = model(spec[:1, t:t + 1], *state)
-            frames.append(out[0])
+            frames.append(out[index])
             state = list(out[5])
-    diff = (torch.cat(frames, dim=1) - batch).abs().max().item()
+    return torch.cat(frames, dim=1)
+
+
+def check_streaming(spec):
+    model = random_model(hidden=384, conv_ch=128, flatness=True, noise_floor=True)
+    batch = outputs(model, spec[:1])[0]
+    diff = (streamed(model, spec, 0) - batch).abs().max().item()
     assert diff < TOL, f"streaming differs from batch by {diff}"
     print(f"ok  streaming T=1 equals batch: max difference {diff:.1e}")
 
@@ -125,13 +130,7 @@ def check_deep_filter(spec):
     assert torch.equal(delayed[:, 2:], X[:, :-2, :vae.DF_BINS]) and delayed[:, :2].abs().max() == 0
     model = random_model(hidden=384, conv_ch=128, flatness=True, noise_floor=True, deep_filter=True)
     batch = outputs(model, spec[:1])[6]
-    state, frames = model.initial_state(1), []
-    with torch.no_grad():
-        for t in range(spec.shape[1]):
-            out = model(spec[:1, t:t + 1], *state)
-            frames.append(out[6])
-            state = list(out[5])
-    stream = (torch.cat(frames, dim=1) - batch).abs().max().item()
+    stream = (streamed(model, spec, 6) - batch).abs().max().item()
     assert stream < TOL, f"deep-filter taps: streaming differs from batch by {stream}"
     print(f"ok  deep filter: equals the tap loop ({diff:.1e} relative), a unit tap at delay 2 delays by 2 frames, "
           f"streaming taps equal batch ({stream:.1e})")
