@@ -395,8 +395,9 @@ def deep_filter(model, against=None):
         x, _ = sf.read(ev.EVAL / "noisy" / it["file"], dtype="float32")
         X = ev.analyse(x)
         out = ev.model_outputs(sess, np.stack([X.real, X.imag], -1)[None])
-        G = X * np.clip(out["gains"][0], LIMIT_FLOOR, 1.0)
-        D = _deep_filter_np(X, out["df_coefs"][0])
+        g = np.clip(out["gains"][0], LIMIT_FLOOR, 1.0)
+        G = X * g
+        D = g[:, :DF_BINS] * _deep_filter_np(X, out["df_coefs"][0])  # the taps' output, after the gains
         Y = G.copy()
         Y[:, :DF_BINS] += D
         low = np.abs(X[:, :DF_BINS])  # the attenuation limit, as denoised holds it

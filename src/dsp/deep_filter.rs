@@ -8,13 +8,14 @@
 //! job the pitch filter (`dsp::pitch`) does with one fixed comb.
 //!
 //! What the model declares: an output `df_coefs` [1, T, bins, order, 2] (see
-//! `model::contract`); tap `i` of bin `f` multiplies that bin `i` frames ago. The filter's
-//! output is added to the gains' output, so a model whose taps are zero is the gains alone:
-//! `Y[f] = g[f] * X'[f] + sum_i c[f][i] * X[t - i][f]`, with X the noisy spectrum and X' what
-//! the gains apply to (X, or its pitch-filtered version). The attenuation limit still holds
-//! per bin (|Y| >= min_gain * |X|, phase kept) and the wet/dry mix blends with X as for the
-//! other bins. Frames before the first count as zero, as in training (`vae.apply_deep_filter`).
-//! Causal: no latency added.
+//! `model::contract`); tap `i` of bin `f` multiplies that bin `i` frames ago. The taps filter
+//! before the gains, as the pitch filter does, so that where the gains cut, what the taps
+//! add is cut too, and a model whose taps are zero is the gains alone:
+//! `Y[f] = g[f] * (X'[f] + sum_i c[f][i] * X[t - i][f])`, with X the noisy spectrum and X'
+//! what the gains apply to (X, or its pitch-filtered version), g the gain after the
+//! attenuation limit. The limit still holds per bin (|Y| >= min_gain * |X|, phase kept) and
+//! the wet/dry mix blends with X as for the other bins. Frames before the first count as
+//! zero, as in training (`vae.enhance`). Causal: no latency added.
 //!
 //! Rules of `dsp` hold: the history is allocated in `new()`, `push` and `apply` allocate nothing.
 
@@ -78,20 +79,29 @@ impl DeepFilter {
         self.history[slot..slot + s.bins].copy_from_slice(&noisy[..s.bins]);
     }
 
-    /// Add the filter's output for this frame to `spec`, which holds the gain stage's result
-    /// (`wet * g * X' + (1 - wet) * X`); `coefs` is this frame's [bins][order][re, im].
-    /// Returns how many bins had a non-finite tap (those are left as the gains made them).
-    pub fn apply(&self, spec: &mut [Complex32], coefs: &[f32], params: &GainParams) -> u32 {
+    /// Add the filter's output for this frame, times the bin's gain, to `spec`, which holds
+    /// the gain stage's result (`wet * g * X' + (1 - wet) * X`); `coefs` is this frame's
+    /// [bins][order][re, im], `gains` the model's. Returns how many bins had a non-finite
+    /// tap or gain (those are left as the gain stage made them).
+    pub fn apply(
+        &self,
+        spec: &mut [Complex32],
+        coefs: &[f32],
+        gains: &[f32],
+        params: &GainParams,
+    ) -> u32 {
         let Some(s) = self.shape else { return 0 };
         debug_assert_eq!(coefs.len(), s.bins * s.order * 2);
+        debug_assert!(gains.len() >= s.bins);
         if params.wet <= 0.0 {
             return 0;
         }
         let floor = params.min_gain();
         let mut bad = 0;
-        for (f, (y, taps)) in spec
+        for (f, ((y, taps), &g)) in spec
             .iter_mut()
             .zip(coefs.chunks_exact(s.order * 2))
+            .zip(gains)
             .enumerate()
         {
             let mut sum = Complex32::default();
@@ -101,14 +111,14 @@ impl DeepFilter {
                 let frame = (self.newest + s.order - i) % s.order;
                 sum += Complex32::new(c[0], c[1]) * self.history[frame * s.bins + f];
             }
-            if !finite {
+            if !finite || !g.is_finite() {
                 bad += 1;
                 continue;
             }
             let x = self.history[self.newest * s.bins + f];
             let dry = x * (1.0 - params.wet);
-            // the wet part alone (gains, plus the taps), held to the attenuation limit
-            let mut wet_part = (*y - dry) / params.wet + sum;
+            // the wet part alone (gains, plus the taps after the gain), held to the limit
+            let mut wet_part = (*y - dry) / params.wet + sum * g.clamp(floor, 1.0);
             let (level, least) = (wet_part.norm(), floor * x.norm());
             if level < least {
                 wet_part = if level > 0.0 {
@@ -128,6 +138,7 @@ mod tests {
     use super::*;
 
     const SHAPE: DeepFilterShape = DeepFilterShape { bins: 3, order: 4 };
+    const ONES: [f32; 5] = [1.0; 5];
 
     fn frame(t: usize) -> Vec<Complex32> {
         (0..5)
@@ -161,7 +172,7 @@ mod tests {
                 let x = frame(t);
                 df.push(&x);
                 let mut y = vec![Complex32::default(); 5];
-                df.apply(&mut y, &unit_tap(i, c), &no_limit());
+                df.apply(&mut y, &unit_tap(i, c), &ONES, &no_limit());
                 for (k, got) in y.iter().enumerate() {
                     let want = if k < SHAPE.bins && t >= i {
                         frame(t - i)[k] * c
@@ -181,14 +192,19 @@ mod tests {
         df.push(&x);
         let gained: Vec<Complex32> = x.iter().map(|c| c * 0.5).collect();
         let mut y = gained.clone();
-        df.apply(&mut y, &unit_tap(0, Complex32::default()), &no_limit());
+        df.apply(
+            &mut y,
+            &unit_tap(0, Complex32::default()),
+            &ONES,
+            &no_limit(),
+        );
         assert_eq!(y, gained);
         let dry = GainParams {
             wet: 0.0,
             ..GainParams::default()
         };
         let mut y = x.clone();
-        df.apply(&mut y, &unit_tap(0, Complex32::new(-1.0, 0.0)), &dry);
+        df.apply(&mut y, &unit_tap(0, Complex32::new(-1.0, 0.0)), &ONES, &dry);
         assert_eq!(y, x);
     }
 
@@ -203,9 +219,28 @@ mod tests {
         };
         // gains of 1 and a tap of -1 on the current frame: the wet output would be zero
         let mut y = x.clone();
-        df.apply(&mut y, &unit_tap(0, Complex32::new(-1.0, 0.0)), &p);
+        df.apply(&mut y, &unit_tap(0, Complex32::new(-1.0, 0.0)), &ONES, &p);
         for k in 0..SHAPE.bins {
             assert!((y[k].norm() - 0.1 * x[k].norm()).abs() < 1e-5, "bin {k}");
+        }
+    }
+
+    #[test]
+    fn the_taps_output_is_scaled_by_the_bins_gain() {
+        let mut df = DeepFilter::new(Some(SHAPE));
+        df.push(&frame(0));
+        df.push(&frame(1));
+        let gains = [0.5, 0.25, 0.0, 1.0, 1.0];
+        let mut y = vec![Complex32::default(); 5];
+        df.apply(
+            &mut y,
+            &unit_tap(1, Complex32::new(1.0, 0.0)),
+            &gains,
+            &no_limit(),
+        );
+        for k in 0..SHAPE.bins {
+            let want = frame(0)[k] * gains[k];
+            assert!((y[k] - want).norm() < 1e-6, "bin {k}: {} vs {want}", y[k]);
         }
     }
 
@@ -216,7 +251,7 @@ mod tests {
         let mut taps = unit_tap(0, Complex32::new(0.5, 0.0));
         taps[1] = f32::NAN; // bin 0, tap 0, imaginary part
         let mut y = vec![Complex32::new(1.0, 1.0); 5];
-        assert_eq!(df.apply(&mut y, &taps, &no_limit()), 1);
+        assert_eq!(df.apply(&mut y, &taps, &ONES, &no_limit()), 1);
         assert_eq!(y[0], Complex32::new(1.0, 1.0));
         assert!(y.iter().all(|c| c.re.is_finite() && c.im.is_finite()));
     }
@@ -228,13 +263,18 @@ mod tests {
         df.reset();
         df.push(&frame(6));
         let mut y = vec![Complex32::default(); 5];
-        df.apply(&mut y, &unit_tap(1, Complex32::new(1.0, 0.0)), &no_limit());
+        df.apply(
+            &mut y,
+            &unit_tap(1, Complex32::new(1.0, 0.0)),
+            &ONES,
+            &no_limit(),
+        );
         // the frame before the reset is gone: only the (200 dB) floor's trace is left
         assert!(y.iter().all(|c| c.norm() < 1e-6), "{y:?}");
         let mut none = DeepFilter::new(None);
         none.push(&frame(1));
         let mut y = frame(1);
-        assert_eq!(none.apply(&mut y, &[], &no_limit()), 0);
+        assert_eq!(none.apply(&mut y, &[], &ONES, &no_limit()), 0);
         assert_eq!(y, frame(1));
         assert_eq!(none.coefs_per_frame(), 0);
     }

@@ -71,9 +71,9 @@ pub fn apply_gains(spec: &mut [Complex32], gains: &[f32], params: &GainParams) -
 
 /// The whole gain stage of one hop, as every path runs it: the model's `gains` on `spec`,
 /// after the pitch filter when `params.pitch_filter` (the hop's input must already be in
-/// `pitch` through `PitchFilter::push_hop`), then the deep filter's taps `df_coefs` (empty
-/// for a model without them) over the noisy spectrum's past. Returns how many gains and
-/// bins of taps were not finite.
+/// `pitch` through `PitchFilter::push_hop`), plus, through the same gains, the deep filter's
+/// taps `df_coefs` (empty for a model without them) over the noisy spectrum's past. Returns
+/// how many gains and bins of taps were not finite.
 pub fn apply_gain_stage(
     spec: &mut [Complex32],
     gains: &[f32],
@@ -89,7 +89,7 @@ pub fn apply_gain_stage(
     } else {
         apply_gains(spec, gains, params)
     };
-    bad + deep.apply(spec, df_coefs, params)
+    bad + deep.apply(spec, df_coefs, gains, params)
 }
 
 /// As `apply_gains`, with the wet path taken from `filtered` (the pitch-filtered spectrum):
