@@ -1,5 +1,5 @@
 //! Criterion benches: one STFT round trip, one pitch-filter hop (lag search and filter), one
-//! model call (T=1) and one whole worker hop (analysis, model, pitch filter, gains,
+//! deep-filter hop (96 bins, 5 taps), one model call (T=1) and one whole worker hop (analysis, model, pitch filter, gains,
 //! synthesis) on the shipped model, or on the tiny GRU fixture
 //! when the shipped model is absent. Construction stays outside the timed loops; one hop
 //! is 10 ms of audio, so time per iteration / 10 ms is the real-time factor.
@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use denoised::dsp::{GainParams, HOP_SIZE, N_BINS, PitchFilter, Stft};
+use denoised::dsp::{DeepFilter, DeepFilterShape, GainParams, HOP_SIZE, N_BINS, PitchFilter, Stft};
 use denoised::model::{LoadOptions, Model};
 use denoised::stream::StreamDenoiser;
 
@@ -50,6 +50,22 @@ fn benches(c: &mut Criterion) {
             let hop = &x[(k % 100) * HOP_SIZE..(k % 100 + 1) * HOP_SIZE];
             k += 1;
             black_box(pitch.process(black_box(hop), &spec, &gains, 0.03));
+        })
+    });
+
+    // the deep filter of a model that has one (96 bins, 5 taps, as train.py --deep-filter)
+    let mut deep = DeepFilter::new(Some(DeepFilterShape { bins: 96, order: 5 }));
+    let taps = denoised::bench::generate_audio(deep.coefs_per_frame(), 5);
+    let mut filtered = spec.clone();
+    c.bench_function("deep_filter_hop", |b| {
+        b.iter(|| {
+            deep.push(black_box(&spec));
+            black_box(deep.apply(
+                &mut filtered,
+                black_box(&taps),
+                &gains,
+                &GainParams::default(),
+            ));
         })
     });
 
