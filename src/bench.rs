@@ -69,6 +69,10 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
         "pitch filter {}",
         if params.pitch_filter { "on" } else { "off" }
     );
+    match model.spec().deep_filter {
+        Some(df) => println!("deep filter {} taps on bins 0..{}", df.order, df.bins),
+        None => println!("deep filter none (gains only)"),
+    }
     // warm-up, then the measured run
     denoise_channel(
         &mut model,
