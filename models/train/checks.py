@@ -24,6 +24,8 @@ Run after changing vae.py; exits non-zero on the first failure.
 """
 import sys
 
+import math
+
 import torch
 
 import vae
@@ -49,7 +51,8 @@ def check_widen(spec):
     for kw in (dict(hidden=256, conv_ch=128), dict(hidden=384, conv_ch=128), dict(hidden=448, conv_ch=192),
                dict(hidden=384, conv_ch=128, flatness=True), dict(hidden=384, conv_ch=128, peak_emphasis=True),
                dict(hidden=384, conv_ch=128, noise_floor=True), dict(hidden=384, conv_ch=128, flatness=True, noise_floor=True),
-               dict(hidden=384, conv_ch=128, flatness=True, noise_floor=True, deep_filter=True)):
+               dict(hidden=384, conv_ch=128, flatness=True, noise_floor=True, deep_filter=True),
+               dict(hidden=384, conv_ch=128, flatness=True, noise_floor=True, deep_filter=True, phase=True)):
         big = vae.VaeDenoiser(**kw).eval()
         big.load_state_dict(vae.widen_weights(small.state_dict(), big))
         a, b = outputs(small, spec), outputs(big, spec)
@@ -60,9 +63,9 @@ def check_widen(spec):
             assert new_units > 1e-3, f"widen {kw}: the new GRU units stay at zero"
         rebuilt = vae.VaeDenoiser.for_weights(big.state_dict())
         shape = (rebuilt.hidden, rebuilt.conv_ch, rebuilt.flatness, rebuilt.peak_emphasis, rebuilt.noise_floor,
-                 rebuilt.deep_filter)
+                 rebuilt.deep_filter, rebuilt.phase)
         want = (kw["hidden"], kw["conv_ch"], kw.get("flatness", False), kw.get("peak_emphasis", False),
-                kw.get("noise_floor", False), kw.get("deep_filter", False))
+                kw.get("noise_floor", False), kw.get("deep_filter", False), kw.get("phase", False))
         if kw.get("deep_filter"):  # the new head starts at zero: the same enhanced spectrum
             X = torch.complex(spec[..., 0], spec[..., 1])
             diff = max(diff, (vae.enhance(X, a[0], a[6]) - vae.enhance(X, b[0], b[6])).abs().max().item())
@@ -128,12 +131,21 @@ def check_deep_filter(spec):
     one[..., 2, 0] = 1.0
     delayed = vae.apply_deep_filter(X, one)
     assert torch.equal(delayed[:, 2:], X[:, :-2, :vae.DF_BINS]) and delayed[:, :2].abs().max() == 0
-    model = random_model(hidden=384, conv_ch=128, flatness=True, noise_floor=True, deep_filter=True)
+    model = random_model(hidden=384, conv_ch=128, flatness=True, noise_floor=True, deep_filter=True, phase=True)
     batch = outputs(model, spec[:1])[6]
     stream = (streamed(model, spec, 6) - batch).abs().max().item()
+    # the phase input: a steady tone (here 515 Hz, in bin 10) turns by 2 pi f * HOP / SR per frame
+    f_hz = 10.3 * vae.SR / vae.N_FFT
+    t = torch.arange(vae.N_FFT + 9 * vae.HOP) / vae.SR
+    X = torch.stft(torch.sin(2 * math.pi * f_hz * t), vae.N_FFT, vae.HOP, window=vae.sqrt_hann(), center=False,
+                   return_complex=True).T[None]
+    u, _ = vae.phase_advance(torch.view_as_real(X), torch.zeros(1, vae.DF_BINS, 2))
+    turn = torch.atan2(u[0, 1:, vae.DF_BINS + 10], u[0, 1:, 10])
+    want_turn = math.remainder(2 * math.pi * f_hz * vae.HOP / vae.SR, 2 * math.pi)
+    assert (turn - want_turn).abs().max() < 1e-3 and u[0, 0].abs().max() == 0, (turn, want_turn)
     assert stream < TOL, f"deep-filter taps: streaming differs from batch by {stream}"
     print(f"ok  deep filter: equals the tap loop ({diff:.1e} relative), a unit tap at delay 2 delays by 2 frames, "
-          f"streaming taps equal batch ({stream:.1e})")
+          f"streaming taps equal batch ({stream:.1e}); the phase input turns as a tone does")
 
 
 def check_perceptual_loss():

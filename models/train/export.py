@@ -34,7 +34,7 @@ class Exported(torch.nn.Module):
 
 
 def state_names(model):
-    return STATE_NAMES + (["noise_floor"] if model.noise_floor else [])
+    return STATE_NAMES + (["noise_floor"] if model.noise_floor else []) + (["phase_prev"] if model.phase else [])
 
 
 def export(model, out_path, meta):

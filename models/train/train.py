@@ -219,6 +219,8 @@ def main():
     ap.add_argument("--deep-filter", action="store_true",
                     help=f"add the deep-filter head: complex taps over {vae.DF_ORDER} frames on the first {vae.DF_BINS} bins "
                          "(see vae.VaeDenoiser; zero at the start, so --init's model is unchanged until it learns)")
+    ap.add_argument("--phase", action="store_true",
+                    help=f"add the phase-advance input of the first {vae.DF_BINS} bins (see vae.phase_advance; for the deep filter)")
     ap.add_argument("--peak-emphasis", action="store_true", help="add the peak-emphasis gain term (see vae.py; not in the shipped model)")
     ap.add_argument("--noise-aug", action="store_true",
                     help="augment the training noise (mixer.make_batch: faster/slower real recordings, the hiss family); validation stays as it was")
@@ -257,7 +259,8 @@ def main():
                             hidden=args.hidden or shape["hidden"], conv_ch=args.conv_ch or shape["conv_ch"],
                             flatness=args.flatness or shape.get("flatness", False),
                             noise_floor=args.noise_floor or shape.get("noise_floor", False),
-                            deep_filter=args.deep_filter or shape.get("deep_filter", False))
+                            deep_filter=args.deep_filter or shape.get("deep_filter", False),
+                            phase=args.phase or shape.get("phase", False))
         if src is not None:
             # the same shape copies; a narrower one, or one without the optional parts,
             # grows into this model computing the same gains (vae.widen_weights)
@@ -265,7 +268,8 @@ def main():
             print(f"warm start from {args.init} {VaeDenoiser.size_of(src)} into {(model.hidden, model.conv_ch)}"
                   f"{' with flatness features' if model.flatness else ''}"
                   f"{' with noise-floor features' if model.noise_floor else ''}"
-                  f"{' with the deep-filter head' if model.deep_filter else ''}", flush=True)
+                  f"{' with the deep-filter head' if model.deep_filter else ''}"
+                  f"{' with phase-advance features' if model.phase else ''}", flush=True)
     model = model.to(dev)
     # the deep-filter head (zero at the start) learns at the same rate as the rest: at 5x,
     # Adam's first, sign-like steps swung its taps far enough to cost 2.5 dB of validation

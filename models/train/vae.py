@@ -120,15 +120,18 @@ class VaeDenoiser(nn.Module):
     the same model (train.py --deep-filter)."""
 
     def __init__(self, peak_emphasis=False, hidden=HIDDEN, conv_ch=CONV_CH, flatness=False, noise_floor=False,
-                 deep_filter=False):
+                 deep_filter=False, phase=False):
         super().__init__()
         self.peak_emphasis, self.flatness, self.noise_floor = peak_emphasis, flatness, noise_floor
-        self.deep_filter = deep_filter
+        self.deep_filter, self.phase = deep_filter, phase
+        if phase:  # marks the variant in a checkpoint (shape_of)
+            self.register_buffer("phase_bins", torch.tensor(DF_BINS))
         self.hidden, self.conv_ch = hidden, conv_ch
         self.register_buffer("bands", torch.from_numpy(band_matrix()))
         if noise_floor:  # marks the variant in a checkpoint (shape_of): its width alone could be flatness
             self.register_buffer("noise_win", torch.tensor(NOISE_WIN))
-        n_in = N_BANDS + FINE_BINS + (N_BANDS if flatness else 0) + (N_BANDS if noise_floor else 0)
+        n_in = (N_BANDS + FINE_BINS + (N_BANDS if flatness else 0) + (N_BANDS if noise_floor else 0)
+                + (2 * DF_BINS if phase else 0))
         self.inp = nn.Linear(n_in, conv_ch)
         self.conv1 = CausalConv(conv_ch, conv_ch)
         self.conv2 = CausalConv(conv_ch, conv_ch)
@@ -165,11 +168,11 @@ class VaeDenoiser(nn.Module):
     def shape_of(cls, state_dict):
         """The constructor arguments of the model a checkpoint's weights belong to."""
         hidden, conv_ch = cls.size_of(state_dict)
-        noise_floor = "noise_win" in state_dict
-        n_in = state_dict["inp.weight"].shape[1] - (N_BANDS if noise_floor else 0)
+        noise_floor, phase = "noise_win" in state_dict, "phase_bins" in state_dict
+        n_in = state_dict["inp.weight"].shape[1] - (N_BANDS if noise_floor else 0) - (2 * DF_BINS if phase else 0)
         return dict(hidden=hidden, conv_ch=conv_ch, peak_emphasis="peak_slope.weight" in state_dict,
                     flatness=n_in > N_BANDS + FINE_BINS, noise_floor=noise_floor,
-                    deep_filter="df.weight" in state_dict)
+                    deep_filter="df.weight" in state_dict, phase=phase)
 
     @classmethod
     def for_weights(cls, state_dict):
@@ -183,10 +186,12 @@ class VaeDenoiser(nn.Module):
             torch.zeros(batch, self.conv_ch, CONV_K - 1, device=device),
             torch.zeros(1, batch, self.hidden, device=device),
             torch.zeros(1, batch, self.hidden, device=device),
-        ] + ([torch.zeros(batch, N_BANDS, NOISE_WIN - 1, device=device)] if self.noise_floor else [])
+        ] + ([torch.zeros(batch, N_BANDS, NOISE_WIN - 1, device=device)] if self.noise_floor else []) \
+          + ([torch.zeros(batch, DF_BINS, 2, device=device)] if self.phase else [])
 
     def features(self, power, band_power, noise_state=None):
-        """power [B, T, BINS], band_power [B, T, N_BANDS] -> (features, next noise state or None)."""
+        """power [B, T, BINS], band_power [B, T, N_BANDS] -> (features, next noise state or None)
+        (without the phase features: see phase_advance)."""
         band_db = torch.log10(band_power + 1e-9)  # ~[-9, 3]
         fine = (power[..., :FINE_BINS] + 1e-12) ** 0.15  # |X|^0.3
         feats = [(band_db + 4.0) / 4.0, fine]
@@ -212,6 +217,10 @@ class VaeDenoiser(nn.Module):
         power = spec[..., 0] ** 2 + spec[..., 1] ** 2
         band_power = power @ self.bands
         feats, n4 = self.features(power, band_power, states[4] if self.noise_floor else None)
+        n5 = None
+        if self.phase:
+            u, n5 = phase_advance(spec, states[4 + int(self.noise_floor)])
+            feats = torch.cat([feats, u], dim=-1)
         f = torch.relu(self.inp(feats)).transpose(1, 2)  # [B, C, T]
         h, n0 = self.conv1(f, s0)
         h = torch.relu(h)
@@ -229,11 +238,27 @@ class VaeDenoiser(nn.Module):
         speech_prob = torch.sigmoid(self.vad(d))[..., 0]
         # per-frame posterior uncertainty: mean posterior std over the latent dims
         uncertainty = torch.exp(0.5 * logvar).mean(dim=-1)
-        nxt = (n0, n1, n2, n3) + ((n4,) if self.noise_floor else ())
+        nxt = (n0, n1, n2, n3) + ((n4,) if self.noise_floor else ()) + ((n5,) if self.phase else ())
         df = None
         if self.deep_filter:  # tanh: each tap's re and im in (-1, 1), a filter that cannot blow up
             df = torch.tanh(self.df(d)).reshape(d.shape[0], d.shape[1], DF_BINS, DF_ORDER, 2)
         return gains, speech_prob, uncertainty, mu, logvar, nxt, df
+
+
+def phase_advance(spec, prev):
+    """The deep filter's phase input: per low bin, how far the phase turned since the last
+    frame, as a unit phasor X(t) conj(X(t-1)) / |X(t) X(t-1)| (re, im), 0 where either is
+    silent. The magnitude features say nothing about phase, yet a tap that adds a harmonic
+    from one frame back must turn it by exactly this much (for a steady harmonic it follows
+    its frequency within the bin: 2 pi f * 10 ms), so without it the taps can only be right
+    on average. spec [B, T, BINS, 2], prev [B, DF_BINS, 2] (the last frame's low bins, zero at
+    the start of a stream) -> ([B, T, 2 * DF_BINS], next prev). Real arithmetic (ONNX)."""
+    low = spec[..., :DF_BINS, :]
+    before = torch.cat([prev[:, None], low[:, :-1]], dim=1)
+    a, b, c, d = low[..., 0], low[..., 1], before[..., 0], before[..., 1]
+    re, im = a * c + b * d, b * c - a * d
+    norm = torch.sqrt((a * a + b * b) * (c * c + d * d)) + 1e-9
+    return torch.cat([re / norm, im / norm], dim=-1), low[:, -1]
 
 
 def apply_deep_filter(X, df):
@@ -315,6 +340,8 @@ def count_macs_per_frame(model):
     macs += h * (BINS + 1)
     if model.peak_emphasis:
         macs += h * N_BANDS + 2 * N_BANDS * BINS
+    if model.phase:
+        macs += 4 * DF_BINS  # the phasors (their share of the input layer is in inp.in_features)
     if model.deep_filter:
         macs += h * DF_BINS * DF_ORDER * 2 + 4 * DF_BINS * DF_ORDER  # the head, the complex taps
     return macs
