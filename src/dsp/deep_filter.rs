@@ -82,7 +82,8 @@ impl DeepFilter {
     /// Add the filter's output for this frame, times the bin's gain, to `spec`, which holds
     /// the gain stage's result (`wet * g * X' + (1 - wet) * X`); `coefs` is this frame's
     /// [bins][order][re, im], `gains` the model's. Returns how many bins had a non-finite
-    /// tap or gain (those are left as the gain stage made them).
+    /// tap; those, and bins with a non-finite gain (which the gain stage counts), are left
+    /// as the gain stage made them.
     pub fn apply(
         &self,
         spec: &mut [Complex32],
@@ -111,7 +112,10 @@ impl DeepFilter {
                 let frame = (self.newest + s.order - i) % s.order;
                 sum += Complex32::new(c[0], c[1]) * self.history[frame * s.bins + f];
             }
-            if !finite || !g.is_finite() {
+            if !g.is_finite() {
+                continue; // the gain stage passed the bin through and counted it
+            }
+            if !finite {
                 bad += 1;
                 continue;
             }
@@ -253,6 +257,19 @@ mod tests {
         let mut y = vec![Complex32::new(1.0, 1.0); 5];
         assert_eq!(df.apply(&mut y, &taps, &ONES, &no_limit()), 1);
         assert_eq!(y[0], Complex32::new(1.0, 1.0));
+        // a non-finite gain is the gain stage's to count: the bin is left, not counted again
+        let gains = [1.0, f32::NAN, 1.0, 1.0, 1.0];
+        let mut y = vec![Complex32::new(1.0, 1.0); 5];
+        assert_eq!(
+            df.apply(
+                &mut y,
+                &unit_tap(0, Complex32::new(0.5, 0.0)),
+                &gains,
+                &no_limit()
+            ),
+            0
+        );
+        assert_eq!(y[1], Complex32::new(1.0, 1.0));
         assert!(y.iter().all(|c| c.re.is_finite() && c.im.is_finite()));
     }
 
