@@ -51,10 +51,6 @@ impl DeepFilter {
         }
     }
 
-    pub fn shape(&self) -> Option<DeepFilterShape> {
-        self.shape
-    }
-
     /// Values of `df_coefs` per frame (bins * order * 2; 0 without deep filtering).
     pub fn coefs_per_frame(&self) -> usize {
         self.shape.map_or(0, |s| s.bins * s.order * 2)
