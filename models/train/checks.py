@@ -52,7 +52,8 @@ def check_widen(spec):
                dict(hidden=384, conv_ch=128, flatness=True), dict(hidden=384, conv_ch=128, peak_emphasis=True),
                dict(hidden=384, conv_ch=128, noise_floor=True), dict(hidden=384, conv_ch=128, flatness=True, noise_floor=True),
                dict(hidden=384, conv_ch=128, flatness=True, noise_floor=True, deep_filter=True),
-               dict(hidden=384, conv_ch=128, flatness=True, noise_floor=True, deep_filter=True, phase=True)):
+               dict(hidden=384, conv_ch=128, flatness=True, noise_floor=True, deep_filter=True, phase=True),
+               dict(hidden=384, conv_ch=128, flatness=True, noise_floor=True, dec_layers=2)):
         big = vae.VaeDenoiser(**kw).eval()
         big.load_state_dict(vae.widen_weights(small.state_dict(), big))
         a, b = outputs(small, spec), outputs(big, spec)
@@ -63,9 +64,10 @@ def check_widen(spec):
             assert new_units > 1e-3, f"widen {kw}: the new GRU units stay at zero"
         rebuilt = vae.VaeDenoiser.for_weights(big.state_dict())
         shape = (rebuilt.hidden, rebuilt.conv_ch, rebuilt.flatness, rebuilt.peak_emphasis, rebuilt.noise_floor,
-                 rebuilt.deep_filter, rebuilt.phase)
+                 rebuilt.deep_filter, rebuilt.phase, rebuilt.dec_layers)
         want = (kw["hidden"], kw["conv_ch"], kw.get("flatness", False), kw.get("peak_emphasis", False),
-                kw.get("noise_floor", False), kw.get("deep_filter", False), kw.get("phase", False))
+                kw.get("noise_floor", False), kw.get("deep_filter", False), kw.get("phase", False),
+                kw.get("dec_layers", 1))
         if kw.get("deep_filter"):  # the new head starts at zero: the same enhanced spectrum
             X = torch.complex(spec[..., 0], spec[..., 1])
             diff = max(diff, (vae.enhance(X, a[0], a[6]) - vae.enhance(X, b[0], b[6])).abs().max().item())
@@ -106,7 +108,7 @@ def streamed(model, spec, index):
 
 
 def check_streaming(spec):
-    model = random_model(hidden=384, conv_ch=128, flatness=True, noise_floor=True)
+    model = random_model(hidden=384, conv_ch=128, flatness=True, noise_floor=True, dec_layers=2)
     batch = outputs(model, spec[:1])[0]
     diff = (streamed(model, spec, 0) - batch).abs().max().item()
     assert diff < TOL, f"streaming differs from batch by {diff}"

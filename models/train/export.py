@@ -34,7 +34,8 @@ class Exported(torch.nn.Module):
 
 
 def state_names(model):
-    return STATE_NAMES + (["noise_floor"] if model.noise_floor else []) + (["phase_prev"] if model.phase else [])
+    return STATE_NAMES + (["noise_floor"] if model.noise_floor else []) + (["phase_prev"] if model.phase else []) \
+        + (["dec2_gru"] if model.dec_layers == 2 else [])
 
 
 def export(model, out_path, meta):

@@ -222,6 +222,8 @@ def main():
     ap.add_argument("--df-lr-scale", type=float, default=1.0, help="learning rate of the deep-filter head relative to --lr")
     ap.add_argument("--phase", action="store_true",
                     help=f"add the phase-advance input of the first {vae.DF_BINS} bins (see vae.phase_advance; for the deep filter)")
+    ap.add_argument("--dec-layers", type=int, choices=(1, 2), default=1,
+                    help="decoder GRU layers; 2 adds a residual second layer that starts silent (see vae.py)")
     ap.add_argument("--peak-emphasis", action="store_true", help="add the peak-emphasis gain term (see vae.py; not in the shipped model)")
     ap.add_argument("--noise-aug", action="store_true",
                     help="augment the training noise (mixer.make_batch: faster/slower real recordings, the hiss family); validation stays as it was")
@@ -261,7 +263,8 @@ def main():
                             flatness=args.flatness or shape.get("flatness", False),
                             noise_floor=args.noise_floor or shape.get("noise_floor", False),
                             deep_filter=args.deep_filter or shape.get("deep_filter", False),
-                            phase=args.phase or shape.get("phase", False))
+                            phase=args.phase or shape.get("phase", False),
+                            dec_layers=max(args.dec_layers, shape.get("dec_layers", 1)))
         if src is not None:
             # the same shape copies; a narrower one, or one without the optional parts,
             # grows into this model computing the same gains (vae.widen_weights)
@@ -270,7 +273,8 @@ def main():
                   f"{' with flatness features' if model.flatness else ''}"
                   f"{' with noise-floor features' if model.noise_floor else ''}"
                   f"{' with the deep-filter head' if model.deep_filter else ''}"
-                  f"{' with phase-advance features' if model.phase else ''}", flush=True)
+                  f"{' with phase-advance features' if model.phase else ''}"
+                  f"{' with a second decoder layer' if model.dec_layers == 2 else ''}", flush=True)
     model = model.to(dev)
     # --df-lr-scale: the deep-filter head (zero at the start) may learn faster than the rest.
     # In the additive form at 5x, Adam's first, sign-like steps swung its taps far enough to

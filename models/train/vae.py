@@ -12,7 +12,8 @@ Signal path, per 10 ms hop (481 STFT bins at 48 kHz):
   -> z (sampled while training, the mean at inference)
   -> decoder GRU (input: z and the conv features, a conditional VAE) -> per-bin gains in [0, 1] (481) and a speech probability
   [+ optional, not in the shipped model: deep-filter taps for the first 96 bins (deep_filter, see
-  VaeDenoiser), with a phase-advance input for them (phase, see phase_advance); session 9].
+  VaeDenoiser), with a phase-advance input for them (phase, see phase_advance); session 9;
+  a second decoder GRU (dec_layers=2, see VaeDenoiser); session 10].
 
 The gain of bin k is sigmoid(b_k + a_k * (log P_k - log E_k)): P_k is the noisy power of
 bin k, E_k the smooth envelope of the same frame (its 40 band energies spread back over the
@@ -47,6 +48,7 @@ NOISE_WIN = 150  # frames (1.5 s) of the noise-floor features' minimum tracker (
 NOISE_OFFSET = 10.0  # log10 powers are stored as NOISE_OFFSET - log10(p) > 0, so a zero state is never the minimum
 DF_BINS = 96  # deep filtering (see VaeDenoiser deep_filter): bins 0..95, 0-4.75 kHz, as in DeepFilterNet
 DF_ORDER = 5  # taps: this frame and the 4 before it (40 ms of past, no lookahead)
+DEC2_HIDDEN = 256  # the second decoder layer's width (dec_layers=2): 384 would put the file over 10 MB
 SLOPE_SCALE = 10.0  # the peak-emphasis head's output is scaled up: Adam moves it 10x faster than the other weights
 
 
@@ -119,13 +121,23 @@ class VaeDenoiser(nn.Module):
     cut too. (Added after the gains, the first form tried, the taps' noisy early values
     filled the pauses with noise just below the gains' output: 0.017 PESQ-WB lost at step 400
     of cpu_v18a, session 9.) Their head starts at zero, so a checkpoint without it loads as
-    the same model (train.py --deep-filter)."""
+    the same model (train.py --deep-filter).
+    dec_layers: 2 adds a second decoder GRU on top of the first, with its own state tensor,
+    whose output joins the first's through a projection that starts at zero (a residual
+    layer): a checkpoint with one layer loads as the same model, and the new layer gets a
+    voice only as the optimiser gives it one (train.py --dec-layers 2). Depth, not width:
+    widening 256 -> 448 units moved nothing (session 5), and DeepFilterNet and PercepNet
+    stack their recurrent layers. It is DEC2_HIDDEN (256) units wide, which keeps the file under
+    the 10 MB budget (384 units: 10.75 MB)."""
 
     def __init__(self, peak_emphasis=False, hidden=HIDDEN, conv_ch=CONV_CH, flatness=False, noise_floor=False,
-                 deep_filter=False, phase=False):
+                 deep_filter=False, phase=False, dec_layers=1):
         super().__init__()
         self.peak_emphasis, self.flatness, self.noise_floor = peak_emphasis, flatness, noise_floor
         self.deep_filter, self.phase = deep_filter, phase
+        if dec_layers not in (1, 2):
+            raise ValueError(f"dec_layers must be 1 or 2, not {dec_layers}")
+        self.dec_layers = dec_layers
         if phase:  # marks the variant in a checkpoint (shape_of)
             self.register_buffer("phase_bins", torch.tensor(DF_BINS))
         self.hidden, self.conv_ch = hidden, conv_ch
@@ -149,6 +161,11 @@ class VaeDenoiser(nn.Module):
             self.df = nn.Linear(hidden, DF_BINS * DF_ORDER * 2)
             nn.init.zeros_(self.df.weight)  # taps 0: the gains alone, as without the head
             nn.init.zeros_(self.df.bias)
+        if dec_layers == 2:
+            self.dec2 = nn.GRU(hidden, DEC2_HIDDEN, batch_first=True)
+            self.dec2_out = nn.Linear(DEC2_HIDDEN, hidden)
+            nn.init.zeros_(self.dec2_out.weight)  # the one-layer model's gains at the start
+            nn.init.zeros_(self.dec2_out.bias)
         if peak_emphasis:
             self._add_peak_emphasis()
 
@@ -174,7 +191,8 @@ class VaeDenoiser(nn.Module):
         n_in = state_dict["inp.weight"].shape[1] - (N_BANDS if noise_floor else 0) - (2 * DF_BINS if phase else 0)
         return dict(hidden=hidden, conv_ch=conv_ch, peak_emphasis="peak_slope.weight" in state_dict,
                     flatness=n_in > N_BANDS + FINE_BINS, noise_floor=noise_floor,
-                    deep_filter="df.weight" in state_dict, phase=phase)
+                    deep_filter="df.weight" in state_dict, phase=phase,
+                    dec_layers=2 if "dec2.weight_hh_l0" in state_dict else 1)
 
     @classmethod
     def for_weights(cls, state_dict):
@@ -189,7 +207,8 @@ class VaeDenoiser(nn.Module):
             torch.zeros(1, batch, self.hidden, device=device),
             torch.zeros(1, batch, self.hidden, device=device),
         ] + ([torch.zeros(batch, N_BANDS, NOISE_WIN - 1, device=device)] if self.noise_floor else []) \
-          + ([torch.zeros(batch, DF_BINS, 2, device=device)] if self.phase else [])
+          + ([torch.zeros(batch, DF_BINS, 2, device=device)] if self.phase else []) \
+          + ([torch.zeros(1, batch, DEC2_HIDDEN, device=device)] if self.dec_layers == 2 else [])
 
     def features(self, power, band_power, noise_state=None):
         """power [B, T, BINS], band_power [B, T, N_BANDS] -> (features, next noise state or None)
@@ -212,7 +231,8 @@ class VaeDenoiser(nn.Module):
         return torch.cat(feats, dim=-1), nxt
 
     def forward(self, spec, *states, sample=False):
-        """spec [B, T, BINS, 2]; states: initial_state()'s tensors (4, or 5 with noise_floor).
+        """spec [B, T, BINS, 2]; states: initial_state()'s tensors (4, then one each for noise_floor,
+        phase and the second decoder layer, in that order, when the model has them).
         Returns gains [B, T, BINS], speech_prob [B, T], uncertainty [B, T], mu, logvar, the
         next states, and the deep-filter taps [B, T, DF_BINS, DF_ORDER, 2] (None without)."""
         s0, s1, s2, s3 = states[:4]
@@ -232,6 +252,10 @@ class VaeDenoiser(nn.Module):
         mu, logvar = self.mu(e), self.logvar(e).clamp(-12.0, 6.0)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
         d, n3 = self.dec(torch.cat([z, h], dim=-1), s3)
+        n6 = None
+        if self.dec_layers == 2:
+            d2, n6 = self.dec2(d, states[4 + int(self.noise_floor) + int(self.phase)])
+            d = d + self.dec2_out(d2)
         logits = self.gain(d)
         if self.peak_emphasis:
             peak = torch.log10(power + 1e-9) - torch.log10(band_power @ self.spread + 1e-9)
@@ -240,7 +264,8 @@ class VaeDenoiser(nn.Module):
         speech_prob = torch.sigmoid(self.vad(d))[..., 0]
         # per-frame posterior uncertainty: mean posterior std over the latent dims
         uncertainty = torch.exp(0.5 * logvar).mean(dim=-1)
-        nxt = (n0, n1, n2, n3) + ((n4,) if self.noise_floor else ()) + ((n5,) if self.phase else ())
+        nxt = (n0, n1, n2, n3) + ((n4,) if self.noise_floor else ()) + ((n5,) if self.phase else ()) \
+            + ((n6,) if self.dec_layers == 2 else ())
         df = None
         if self.deep_filter:  # tanh: each tap's re and im in (-1, 1), a filter that cannot blow up
             df = torch.tanh(self.df(d)).reshape(d.shape[0], d.shape[1], DF_BINS, DF_ORDER, 2)
@@ -339,6 +364,8 @@ def count_macs_per_frame(model):
     macs += 3 * (c * h + h * h)
     macs += 2 * h * LATENT
     macs += 3 * ((LATENT + c) * h + h * h)
+    if model.dec_layers == 2:
+        macs += 3 * (h * DEC2_HIDDEN + DEC2_HIDDEN**2) + DEC2_HIDDEN * h  # the second GRU and its projection
     macs += h * (BINS + 1)
     if model.peak_emphasis:
         macs += h * N_BANDS + 2 * N_BANDS * BINS
