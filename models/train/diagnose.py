@@ -31,6 +31,16 @@
   python diagnose.py deep-filter --model runs/NAME/model.onnx
       a deep-filter model (train.py --deep-filter) scored with and without its taps, the
       mean tap magnitude per delay, and the taps' share of the output in the low bins.
+  python diagnose.py pitch-corr --model ../denoiser.onnx
+      how much RNNoise's per-band pitch correlation (the noisy frame against the window one
+      pitch period earlier, the input its network gets and ours does not) tells about
+      which bands speech dominates, beyond the model's own band gains and beyond the
+      frame-local inputs (band level, flatness, level above the noise floor): the area
+      under the ROC curve of small logistic fits, on half of the items, scored on the rest.
+  python diagnose.py by-voice --model ../denoiser.onnx
+      PESQ-WB and STOI of the noisy input, the model (through `denoised clean`) and RNNoise
+      per held-out voice: which voice each item's speech came from is recovered by
+      replaying evaluate.build_set's draws from the validation split.
 """
 import argparse
 import json
@@ -430,6 +440,151 @@ def deep_filter(model, against=None):
         print(f"this reference against {against}: SNR {min(agree):.1f} dB on the worst item, {np.median(agree):.1f} dB median")
 
 
+def _auc(score, label):
+    """Area under the ROC curve (the rank statistic; ties are rare with float scores)."""
+    order = np.argsort(score)
+    rank = np.empty(len(score))
+    rank[order] = np.arange(len(score))
+    n1 = label.sum()
+    n0 = len(label) - n1
+    return float((rank[label == 1].sum() - n1 * (n1 - 1) / 2) / (n1 * n0))
+
+
+def _logistic_auc(f_fit, y_fit, f_test, y_test):
+    """AUC on the test rows of a logistic fit with squares and pairwise products of the
+    standardised columns (so a non-monotone use of a feature is allowed)."""
+    import torch
+
+    def expand(f):
+        z = (f - mu) / sd
+        pairs = [z[:, i:i + 1] * z[:, j:j + 1] for i in range(z.shape[1]) for j in range(i + 1, z.shape[1])]
+        return np.concatenate([z, z**2] + pairs, axis=1)
+    mu, sd = f_fit.mean(0), f_fit.std(0) + 1e-6
+    a_fit = expand(f_fit)
+    m2, s2 = a_fit.mean(0), a_fit.std(0) + 1e-6
+    a = torch.tensor((a_fit - m2) / s2, dtype=torch.float32)
+    y = torch.tensor(y_fit, dtype=torch.float32)
+    w = torch.zeros(a.shape[1], requires_grad=True)
+    b = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=200)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(a @ w + b, y)
+        loss.backward()
+        return loss
+    opt.step(closure)
+    test = torch.tensor((expand(f_test) - m2) / s2, dtype=torch.float32)
+    return _auc((test @ w + b).detach().numpy(), y_test)
+
+
+def pitch_corr(model):
+    """See the module docstring. Label: the band's clean energy exceeds its noise energy, in
+    frames where the clean reference is within 40 dB of its peak; bands below 8 kHz."""
+    from vae import NOISE_WIN, band_centres_hz, band_matrix
+    bands = band_matrix()
+    centres = band_centres_hz(bands)
+    nb = int((centres < 8000).sum())
+    sess = ev.gains_session(model)
+    meta = json.loads((ev.EVAL / "meta.json").read_text())
+    feats, gains, labels = [], [], []
+    for it in meta:
+        c, _ = sf.read(ev.EVAL / "clean" / it["file"], dtype="float32")
+        x, _ = sf.read(ev.EVAL / "noisy" / it["file"], dtype="float32")
+        X, S = ev.analyse(x), ev.analyse(c)
+        P = _pitch_frames(x)
+        px = np.abs(X) ** 2
+        ex, ep = px @ bands + 1e-12, (np.abs(P) ** 2) @ bands + 1e-12
+        es, en = (np.abs(S) ** 2) @ bands, (np.abs(X - S) ** 2) @ bands + 1e-12
+        corr = np.clip(np.real(X * np.conj(P)) @ bands / np.sqrt(ex * ep), -1.0, 1.0)
+        flat = np.log(px + 1e-9) @ bands - np.log(ex + 1e-9)
+        level = np.log10(ex)
+        floor = np.empty_like(level)  # minimum statistics as vae.noise_floor_snr (3-frame means, 1.5 s)
+        for t in range(len(level)):
+            w = level[max(0, t - NOISE_WIN + 1):t + 1]
+            floor[t] = (w if len(w) < 3 else (w[:-2] + w[1:-1] + w[2:]) / 3).min(0)
+        g = ev.model_outputs(sess, np.stack([X.real, X.imag], -1)[None])["gains"][0]
+        s_db = 10 * np.log10(es.sum(1) + 1e-12)
+        act = s_db > s_db.max() - 40
+        feats.append(np.stack([level, flat, level - floor, corr], -1)[act][:, :nb])
+        gains.append(_band_gains(np.clip(g, LIMIT_FLOOR, 1.0), X, bands)[act][:, :nb])
+        labels.append((es > en)[act][:, :nb].astype(np.float32))
+    fit = [i % 2 == 0 for i in range(len(meta))]
+    groups = {"below 1 kHz": centres[:nb] < 1000, "1-4 kHz": (centres[:nb] >= 1000) & (centres[:nb] < 4000),
+              "4-8 kHz": centres[:nb] >= 4000}
+    print("AUC of 'speech dominates the band' (fit on the even items, scored on the odd ones)")
+    for name, sel in groups.items():
+        def rows(cols, want_fit):
+            f = [np.concatenate([feats[i][..., cols], np.log(gains[i] / (1 - np.minimum(gains[i], 0.999)))[..., None]],
+                                -1)[:, sel].reshape(-1, len(cols) + 1) for i in range(len(meta)) if fit[i] == want_fit]
+            y = [labels[i][:, sel].reshape(-1) for i in range(len(meta)) if fit[i] == want_fit]
+            return np.concatenate(f), np.concatenate(y)
+        out = []
+        for label, cols, with_gain in (("level, flatness, floor", [0, 1, 2], False), ("the same + pitch corr", [0, 1, 2, 3], False),
+                                       ("model gain", [], True), ("model gain + pitch corr", [3], True)):
+            f_fit, y_fit = rows(cols, True)
+            f_test, y_test = rows(cols, False)
+            keep = slice(None) if with_gain else slice(0, len(cols))
+            out.append(f"{label} {_logistic_auc(f_fit[:, keep], y_fit, f_test[:, keep], y_test):.3f}")
+        print(f"  {name:12s} (n={len(y_test)}, speech-dominated {y_test.mean():.2f}): " + ", ".join(out))
+
+
+def voice_of_items(meta, seed=2024, seconds=6.0):
+    """'source/voice' of each eval item's speech, from replaying evaluate.build_set's draws
+    (the same generator calls in the same order; the set must come from this corpus)."""
+    import torch
+    import mixer
+    corpus = mixer.Corpus(ev.HERE / "cache" / "corpus", "val", "cpu")
+    clips = json.loads((ev.HERE / "cache" / "corpus" / "index.json").read_text())["val_speech"]
+    gen = torch.Generator().manual_seed(seed)
+    length = int(seconds * ev.SR)
+    voices = []
+    for it in meta:
+        best, best_k = None, None
+        for _ in range(4):
+            s, k = mixer._segments(corpus.speech, corpus.s_start, corpus.s_len, 1, length, gen, loop=False)
+            if best is None or s.pow(2).mean() > best.pow(2).mean():
+                best, best_k = s, int(k[0])
+        if it["noise"] == "real":
+            mixer._segments(corpus.noise, corpus.n_start, corpus.n_len, 1, length, gen, loop=True)
+        else:
+            mixer.synth_noise(1, length, gen, "cpu", corpus, family=ev.SYNTH_INDEX[it["noise"]])
+        clean, _ = sf.read(ev.EVAL / "clean" / it["file"], dtype="float32")
+        drawn = best[0].numpy()
+        if abs(np.corrcoef(drawn, clean)[0, 1]) < 0.999:  # the replay must give the item's own speech
+            raise SystemExit(f"{it['file']}: the replayed draw is not this item's speech (another corpus?)")
+        voices.append(f"{clips[best_k]['source']}/{clips[best_k]['voice']}")
+    return voices
+
+
+def by_voice(model):
+    meta = json.loads((ev.EVAL / "meta.json").read_text())
+    voices = voice_of_items(meta)
+    out = clean_through_binary(model)
+    rows = {}
+    for it, voice in zip(meta, voices):
+        c, _ = sf.read(ev.EVAL / "clean" / it["file"], dtype="float32")
+        x, _ = sf.read(ev.EVAL / "noisy" / it["file"], dtype="float32")
+        ours, _ = sf.read(out / it["file"], dtype="float32")
+        rn, _ = sf.read(ev.EVAL / "out_rnnoise" / it["file"], dtype="float32")
+        m = [ev.metrics(y, c, x) for y in (x, ours, rn)]
+        rows.setdefault(voice, []).append([v["pesq_wb"] for v in m] + [v["stoi"] for v in m])
+    print("voice                                   items  PESQ-WB noisy / ours / RNNoise (ours - RNNoise)   STOI noisy / ours / RNNoise")
+    for voice, r in sorted(rows.items()):
+        r = np.array(r)
+        print(f"{voice:40s} {len(r):3d}   {r[:, 0].mean():.2f} / {r[:, 1].mean():.2f} / {r[:, 2].mean():.2f} "
+              f"({np.mean(r[:, 1] - r[:, 2]):+.2f})   {r[:, 3].mean():.3f} / {r[:, 4].mean():.3f} / {r[:, 5].mean():.3f}")
+
+
+def clean_through_binary(model):
+    """The eval set's noisy items through `denoised clean` (the product's defaults)."""
+    import subprocess
+    out = Path("/tmp/denoised_diag_by_voice")
+    subprocess.run([str(ev.ROOT / "target" / "release" / "denoised"), "clean", str(ev.EVAL / "noisy"), "-o", str(out),
+                    "-q", "--model", str(model)], check=True)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -453,6 +608,10 @@ def main():
     d = sub.add_parser("deep-filter")
     d.add_argument("--model", required=True, help="an ONNX model with deep-filter taps (train.py --deep-filter)")
     d.add_argument("--against", default=None, help="a folder of `denoised clean --pitch-filter=false` outputs of --model")
+    pc = sub.add_parser("pitch-corr")
+    pc.add_argument("--model", default=str(ev.ROOT / "models" / "denoiser.onnx"))
+    bv = sub.add_parser("by-voice")
+    bv.add_argument("--model", default=str(ev.ROOT / "models" / "denoiser.onnx"))
     args = ap.parse_args()
     if getattr(args, "split", "val") == "train":
         ev.EVAL = ev.HERE / "cache" / "eval_train"
@@ -466,6 +625,10 @@ def main():
         speech_errors(args.model, args.outputs)
     elif args.cmd == "deep-filter":
         deep_filter(args.model, args.against)
+    elif args.cmd == "pitch-corr":
+        pitch_corr(args.model)
+    elif args.cmd == "by-voice":
+        by_voice(args.model)
     elif args.cmd == "oracle":
         oracle()
     else:

@@ -220,6 +220,8 @@ def main():
                     help=f"add the deep-filter head: complex taps over {vae.DF_ORDER} frames on the first {vae.DF_BINS} bins "
                          "(see vae.VaeDenoiser; zero at the start, so --init's model is unchanged until it learns)")
     ap.add_argument("--df-lr-scale", type=float, default=1.0, help="learning rate of the deep-filter head relative to --lr")
+    ap.add_argument("--dec2-lr-scale", type=float, default=1.0,
+                    help="learning rate of the second decoder layer (--dec-layers 2) relative to --lr")
     ap.add_argument("--phase", action="store_true",
                     help=f"add the phase-advance input of the first {vae.DF_BINS} bins (see vae.phase_advance; for the deep filter)")
     ap.add_argument("--dec-layers", type=int, choices=(1, 2), default=1,
@@ -276,14 +278,19 @@ def main():
                   f"{' with phase-advance features' if model.phase else ''}"
                   f"{' with a second decoder layer' if model.dec_layers == 2 else ''}", flush=True)
     model = model.to(dev)
-    # --df-lr-scale: the deep-filter head (zero at the start) may learn faster than the rest.
-    # In the additive form at 5x, Adam's first, sign-like steps swung its taps far enough to
-    # cost 2.5 dB of validation SI-SDR within 10 steps (session 9); the default is 1
-    head = [p for n, p in model.named_parameters() if n.startswith("df.")]
-    body = [p for n, p in model.named_parameters() if not n.startswith("df.")]
-    split = head and args.df_lr_scale != 1.0  # one group otherwise, as the checkpoints before it hold
-    groups = [dict(params=body, scale=1.0), dict(params=head, scale=args.df_lr_scale)] if split else \
-        [dict(params=list(model.parameters()), scale=1.0)]
+    # --df-lr-scale / --dec2-lr-scale: a part that starts at zero (the deep-filter head, the
+    # second decoder layer's projection) may learn faster than the rest. In the additive form
+    # at 5x, Adam's first, sign-like steps swung the taps far enough to cost 2.5 dB of
+    # validation SI-SDR within 10 steps (session 9); at 1x the second decoder layer's
+    # projection grew to 0.001 rms in 400 steps (the body's weights: ~0.07), too little to
+    # say anything within a CPU run (session 10). The defaults are 1.
+    scales = {"df.": args.df_lr_scale, "dec2.": args.dec2_lr_scale, "dec2_out.": args.dec2_lr_scale}
+    by_scale = {}
+    for n, p in model.named_parameters():
+        scale = next((v for k, v in scales.items() if n.startswith(k)), 1.0)
+        by_scale.setdefault(scale, []).append(p)
+    # one group when every scale is 1, as the checkpoints before the option hold
+    groups = [dict(params=ps, scale=sc) for sc, ps in sorted(by_scale.items())]
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
     gen = torch.Generator(device=dev)
     gen.manual_seed(args.seed)
