@@ -10,10 +10,12 @@ Signal path, per 10 ms hop (481 STFT bins at 48 kHz):
   -> 2 causal convs over time (kernel 3: 20 ms of past context)
   -> encoder GRU -> Gaussian posterior q(z|x): mean, log-variance (64-d)
   -> z (sampled while training, the mean at inference)
-  -> decoder GRU (input: z and the conv features, a conditional VAE) -> per-bin gains in [0, 1] (481) and a speech probability
+  -> decoder GRU (input: z and the conv features, a conditional VAE)
+  [-> a second, residual decoder GRU (dec_layers=2, see VaeDenoiser): in the shipped model
+  since cpu_v19, session 10]
+  -> per-bin gains in [0, 1] (481) and a speech probability
   [+ optional, not in the shipped model: deep-filter taps for the first 96 bins (deep_filter, see
-  VaeDenoiser), with a phase-advance input for them (phase, see phase_advance); session 9;
-  a second decoder GRU (dec_layers=2, see VaeDenoiser); session 10].
+  VaeDenoiser), with a phase-advance input for them (phase, see phase_advance); session 9].
 
 The gain of bin k is sigmoid(b_k + a_k * (log P_k - log E_k)): P_k is the noisy power of
 bin k, E_k the smooth envelope of the same frame (its 40 band energies spread back over the
