@@ -481,7 +481,8 @@ def _logistic_auc(f_fit, y_fit, f_test, y_test):
 def pitch_corr(model):
     """See the module docstring. Label: the band's clean energy exceeds its noise energy, in
     frames where the clean reference is within 40 dB of its peak; bands below 8 kHz."""
-    from vae import NOISE_WIN, band_centres_hz, band_matrix
+    import torch
+    from vae import N_BANDS, NOISE_WIN, band_centres_hz, band_matrix, noise_floor_snr
     bands = band_matrix()
     centres = band_centres_hz(bands)
     nb = int((centres < 8000).sum())
@@ -499,14 +500,12 @@ def pitch_corr(model):
         corr = np.clip(np.real(X * np.conj(P)) @ bands / np.sqrt(ex * ep), -1.0, 1.0)
         flat = np.log(px + 1e-9) @ bands - np.log(ex + 1e-9)
         level = np.log10(ex)
-        floor = np.empty_like(level)  # minimum statistics as vae.noise_floor_snr (3-frame means, 1.5 s)
-        for t in range(len(level)):
-            w = level[max(0, t - NOISE_WIN + 1):t + 1]
-            floor[t] = (w if len(w) < 3 else (w[:-2] + w[1:-1] + w[2:]) / 3).min(0)
+        above_floor = noise_floor_snr(torch.from_numpy(level).float()[None],  # the model's own tracker
+                                      torch.zeros(1, N_BANDS, NOISE_WIN - 1))[0][0].numpy()
         g = ev.model_outputs(sess, np.stack([X.real, X.imag], -1)[None])["gains"][0]
         s_db = 10 * np.log10(es.sum(1) + 1e-12)
         act = s_db > s_db.max() - 40
-        feats.append(np.stack([level, flat, level - floor, corr], -1)[act][:, :nb])
+        feats.append(np.stack([level, flat, above_floor, corr], -1)[act][:, :nb])
         gains.append(_band_gains(np.clip(g, LIMIT_FLOOR, 1.0), X, bands)[act][:, :nb])
         labels.append((es > en)[act][:, :nb].astype(np.float32))
     fit = [i % 2 == 0 for i in range(len(meta))]
@@ -569,7 +568,8 @@ def voice_of_items(meta):
 def by_voice(model):
     meta = json.loads((ev.EVAL / "meta.json").read_text())
     voices = voice_of_items(meta)
-    out = clean_through_binary(model)
+    out = Path("/tmp/denoised_diag_by_voice")
+    ev.run_denoised(ev.EVAL / "noisy", out, ["--model", str(Path(model).resolve())])  # the product's defaults
     rows = {}
     for it, voice in zip(meta, voices):
         c, _ = sf.read(ev.EVAL / "clean" / it["file"], dtype="float32")
@@ -583,15 +583,6 @@ def by_voice(model):
         r = np.array(r)
         print(f"{voice:40s} {len(r):3d}   {r[:, 0].mean():.2f} / {r[:, 1].mean():.2f} / {r[:, 2].mean():.2f} "
               f"({np.mean(r[:, 1] - r[:, 2]):+.2f})   {r[:, 3].mean():.3f} / {r[:, 4].mean():.3f} / {r[:, 5].mean():.3f}")
-
-
-def clean_through_binary(model):
-    """The eval set's noisy items through `denoised clean` (the product's defaults)."""
-    import subprocess
-    out = Path("/tmp/denoised_diag_by_voice")
-    subprocess.run([str(ev.ROOT / "target" / "release" / "denoised"), "clean", str(ev.EVAL / "noisy"), "-o", str(out),
-                    "-q", "--model", str(model)], check=True)
-    return out
 
 
 def main():
