@@ -39,12 +39,17 @@ SYNTH_INDEX = {"white": 0, "pink": 1, "hum": 3, "fan": 4, "clicks": 5, "music": 
 
 def build_set(n, seconds, seed=2024, split="val"):
     """Fixed mixtures from the validation split (or, to tell under-fitting from
-    over-fitting, the training split): clean/NNN.wav, noisy/NNN.wav, meta.json."""
+    over-fitting, the training split; or the independent corpus of build_independent.py,
+    whose noise is all real recordings): clean/NNN.wav, noisy/NNN.wav, meta.json (each
+    item's SNR, noise family and voice)."""
     if (EVAL / "meta.json").exists():
         return json.loads((EVAL / "meta.json").read_text())
+    if split == "independent":
+        corpus = mixer.Corpus(HERE / "cache" / "independent", "eval", "cpu")
+    else:
+        corpus = mixer.Corpus(HERE / "cache" / "corpus", split, "cpu")
     (EVAL / "clean").mkdir(parents=True, exist_ok=True)
     (EVAL / "noisy").mkdir(parents=True, exist_ok=True)
-    corpus = mixer.Corpus(HERE / "cache" / "corpus", split, "cpu")
     gen = torch.Generator().manual_seed(seed)
     L = int(seconds * SR)
     meta = []
@@ -54,10 +59,12 @@ def build_set(n, seconds, seed=2024, split="val"):
         # speech: the loudest of a few draws, so each item holds enough speech
         best = None
         for _ in range(4):
-            s, _ = mixer._segments(corpus.speech, corpus.s_start, corpus.s_len, 1, L, gen, loop=False)
+            s, k = mixer._segments(corpus.speech, corpus.s_start, corpus.s_len, 1, L, gen, loop=False)
             if best is None or s.pow(2).mean() > best.pow(2).mean():
-                best = s
+                best, voice = s, corpus.s_voice[int(k[0])]
         s = best[0]
+        if split == "independent":
+            kind = "real"
         if kind == "real":
             nz, _ = mixer._segments(corpus.noise, corpus.n_start, corpus.n_len, 1, L, gen, loop=True)
         else:
@@ -73,7 +80,7 @@ def build_set(n, seconds, seed=2024, split="val"):
         name = f"{i:03d}.wav"
         sf.write(EVAL / "clean" / name, clean, SR, subtype="FLOAT")
         sf.write(EVAL / "noisy" / name, noisy, SR, subtype="FLOAT")
-        meta.append({"file": name, "snr_db": snr, "noise": kind})
+        meta.append({"file": name, "snr_db": snr, "noise": kind, "voice": voice})
     (EVAL / "meta.json").write_text(json.dumps(meta))
     return meta
 
@@ -313,7 +320,10 @@ def summarize(results, meta):
         for snr in SNRS:
             s[f"snr {snr:+d} dB"] = agg([r for r, m in zip(rows, meta) if m["snr_db"] == snr])
         for k in NOISE_KINDS:
-            s[f"noise {k}"] = agg([r for r, m in zip(rows, meta) if m["noise"] == k])
+            if any(m["noise"] == k for m in meta):
+                s[f"noise {k}"] = agg([r for r, m in zip(rows, meta) if m["noise"] == k])
+        for v in sorted({m["voice"] for m in meta if "voice" in m}):  # sets built before voices were recorded have none
+            s[f"voice {v}"] = agg([r for r, m in zip(rows, meta) if m.get("voice") == v])
         out[system] = s
     return out
 
@@ -338,9 +348,11 @@ def main():
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--model", default=str(ROOT / "models" / "denoiser.onnx"))
     ap.add_argument("--out", default=None, help="results file (default: results.json in the set's folder)")
-    ap.add_argument("--split", choices=["val", "train"], default="val",
+    ap.add_argument("--split", choices=["val", "train", "independent"], default="val",
                     help="train: the same kind of set from training voices and noises, in cache/eval_train "
-                         "(do the figures rise there? then the model over-fits; if not, it under-fits)")
+                         "(do the figures rise there? then the model over-fits; if not, it under-fits); "
+                         "independent: voices and real noise from packages that are no training source "
+                         "(build_independent.py first), in cache/eval_independent")
     ap.add_argument("--unc-limits", type=float, nargs="*", default=[12.0, 18.0, 24.0],
                     help="attenuation limits (dB) of the plain model the uncertainty experiment is compared with")
     ap.add_argument("--pf-betas", type=float, nargs="*", default=[0.02, 0.05, 0.1],
@@ -351,8 +363,8 @@ def main():
     ap.add_argument("--systems", default="noisy,rnnoise,denoised,denoised_after_5s,denoised_stream,denoised_uncertainty")
     args = ap.parse_args()
     global EVAL
-    if args.split == "train":
-        EVAL = HERE / "cache" / "eval_train"
+    if args.split != "val":
+        EVAL = HERE / "cache" / f"eval_{args.split}"
     args.out = args.out or str(EVAL / "results.json")
     meta = build_set(args.n, args.seconds, split=args.split)
     systems = args.systems.split(",")

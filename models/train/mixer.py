@@ -69,7 +69,10 @@ class Corpus:
         self.s_band = torch.tensor([float(c["band_hz"]) for c in sc], device=device)
         self.n_start = torch.tensor([min(c["start"], n_n - 1) for c in nc], device=device)
         self.n_len = torch.tensor([max(1, min(c["len"], n_n - c["start"])) for c in nc], device=device)
-        self.rirs = torch.from_numpy(load_rirs(d, split)).to(device)
+        # the independent evaluation corpus (build_independent.py) has no rooms
+        has_rirs = (d / f"{split}_rirs.npz").exists() or (d / f"{split}_rirs.npy").exists()
+        self.rirs = torch.from_numpy(load_rirs(d, split)).to(device) if has_rirs else None
+        self.s_voice = [f"{c['source']}/{c['voice']}" for c in sc]
 
     def _load(self, path):
         x, sr = sf.read(str(path), dtype="float32")
