@@ -51,9 +51,10 @@ def main():
     ap.add_argument("--b", required=True, help="ONNX model B (the candidate)")
     ap.add_argument("--a-args", default="", help="extra arguments for A's `denoised clean`")
     ap.add_argument("--b-args", default="", help="extra arguments for B's `denoised clean`")
-    ap.add_argument("--split", choices=["val", "train"], default="val")
+    ap.add_argument("--split", choices=["val", "train", "independent"], default="val",
+                    help="which of evaluate.py's sets (evaluate.py --split builds it)")
     args = ap.parse_args()
-    eval_dir = E.HERE / "cache" / ("eval_train" if args.split == "train" else "eval")
+    eval_dir = E.HERE / "cache" / ("eval" if args.split == "val" else f"eval_{args.split}")
     meta_file = eval_dir / "meta.json"
     if not meta_file.exists():
         raise SystemExit(f"{meta_file} is missing: run evaluate.py first (it builds the set)")
