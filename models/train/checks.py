@@ -21,7 +21,8 @@ Run after changing vae.py; exits non-zero on the first failure.
   train, and the pitch window and the filtered spectrum equal diagnose.py's numpy reference
   (the one measured on the evaluation set), and the gains' gradient flows through it, finite
   over digital silence too.
-- import_onnx: an exported model with every optional part reads back weight for weight,
+- import_onnx: an exported model with every optional part reads back weight for weight
+  (by its probe export and by a saved element map),
   and the shipped models/denoiser.onnx reads back into a model that reproduces the file.
 """
 import math
@@ -217,16 +218,21 @@ def check_import_onnx():
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"
         export.export(model, path, export.contract_meta())
-        back, _, _ = import_onnx.import_weights(path)
-    a, b = model.state_dict(), back.state_dict()
-    assert a.keys() == b.keys(), "the imported model has the same tensors"
-    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
-    assert worst == 0.0, f"imported weights differ from the exported ones by {worst:.1e}"
+        back, shape, _, ids = import_onnx.import_weights(path)
+        # the same through a saved element map (the path a lent GPU machine takes)
+        import_onnx.save_map(Path(tmp) / "map.npz", shape, ids)
+        back_map, _, _, _ = import_onnx.import_weights(path, Path(tmp) / "map.npz")
+    a = model.state_dict()
+    for b in (back.state_dict(), back_map.state_dict()):
+        assert a.keys() == b.keys(), "the imported model has the same tensors"
+        worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+        assert worst == 0.0, f"imported weights differ from the exported ones by {worst:.1e}"
     shipped = HERE.parent / "denoiser.onnx"
-    model, _, _ = import_onnx.import_weights(shipped)
+    model, _, _, _ = import_onnx.import_weights(shipped)
     d_tb, d_bs = export.parity(model, shipped)
     assert max(d_tb, d_bs) < 1e-4, f"the shipped model read back differs from its file: {d_tb:.1e} / {d_bs:.1e}"
-    print(f"ok  import_onnx: a random model with every optional part comes back exactly; the shipped "
+    print(f"ok  import_onnx: a random model with every optional part comes back exactly, by probe and by a "
+          f"saved map; the shipped "
           f"model read back matches its file within {d_tb:.1e}")
 
 

@@ -17,6 +17,10 @@ if ! python3 -c "import soundfile" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site ../../.whl/*.whl
   export PYTHONPATH=/tmp/site
 fi
+# gpu_prepare --shipped: the warm start is the shipped model, read back from its file
+if [ -f cache/init_map.npz ] && [ ! -f cache/init.pt ]; then
+  python3 import_onnx.py --onnx ../denoiser.onnx --map cache/init_map.npz --out cache/init.pt
+fi
 export PYTHONUNBUFFERED=1
 DEVICE=${DEVICE:-cuda}
 [ "$DEVICE" = cuda ] && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
