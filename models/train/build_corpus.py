@@ -107,9 +107,10 @@ def fetch_packages():
 def decode(path):
     """Any audio file -> (float32 mono at 48 kHz, native rate)."""
     path = str(path)
-    if path.endswith((".g722", ".mp3")):
+    if path.endswith((".g722", ".mp3", ".gsm")):
+        # raw G.722 and GSM 06.10 (telephony prompts) carry no header: say what they are
+        pre = {".g722": ["-f", "g722"], ".gsm": ["-f", "gsm", "-ar", "8000"]}.get(Path(path).suffix, [])
         with tempfile.NamedTemporaryFile(suffix=".wav") as t:
-            pre = ["-f", "g722"] if path.endswith(".g722") else []
             sh(["ffmpeg", "-loglevel", "error", "-y", *pre, "-i", path, "-ac", "1", t.name])
             x, sr = sf.read(t.name, dtype="float32", always_2d=True)
         if path.endswith(".g722"):

@@ -28,7 +28,6 @@ import hashlib
 import json
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -36,13 +35,12 @@ import numpy as np
 import soundfile as sf
 
 import build_corpus
-from build_corpus import DEBS, SR, X, decode, join_short, run_pool, screen_speech
+from build_corpus import DEBS, SR, X, _load_noise, _load_speech, join_short, run_pool
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "cache" / "independent"
 SPLIT = "eval"
 VOICE_CAP_MIN = 6.0  # per voice, so the long prompt sets do not drown the short ones
-NOISE_FILE_MAX_S = 60.0
 
 # package -> (voice name, band of the recording in Hz)
 SPEECH = {
@@ -80,49 +78,13 @@ def fetch(pkg):
     return X / pkg
 
 
-def decode_any(path):
-    """build_corpus.decode, plus the GSM 06.10 files of the older prompt packages."""
-    if str(path).endswith(".gsm"):
-        with tempfile.NamedTemporaryFile(suffix=".wav") as t:
-            subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "gsm", "-ar", "8000", "-i", str(path),
-                            "-ac", "1", t.name], check=True)
-            x, _ = decode(t.name)
-        return x, 8000
-    return decode(path)
-
-
-def _load_speech(job):
-    p, pkg, voice, band = job
-    try:
-        x, sr = decode_any(p)
-    except Exception as e:  # noqa: BLE001 - a broken file is skipped and counted
-        return None, f"decode error {p}: {e}"
-    x, why = screen_speech(x)
-    if x is None:
-        return None, why
-    return (x, pkg, voice, SPLIT, min(band, sr // 2)), "ok"
-
-
-def _load_noise(job):
-    p, pkg = job
-    try:
-        x, sr = decode_any(p)
-    except Exception as e:  # noqa: BLE001
-        return None, f"decode error {p}: {e}"
-    if len(x) < SR // 10 or np.max(np.abs(x)) < 1e-3:
-        return None, "short/silent"
-    x = x[: int(NOISE_FILE_MAX_S * SR)]
-    x = x - np.mean(x)
-    return (x / (np.max(np.abs(x)) + 1e-9) * 0.5, pkg, p.stem, SPLIT, sr // 2), "ok"
-
-
 def speech_jobs():
     jobs = []
     for pkg, (voice, band) in SPEECH.items():
         d = fetch(pkg)
         for p in sorted(d.rglob("*")):
             if p.suffix in (".g722", ".wav", ".gsm") and p.is_file():
-                jobs.append((p, pkg, voice, band))
+                jobs.append((p, pkg, voice, SPLIT, band))
     return jobs
 
 
@@ -133,7 +95,7 @@ def noise_jobs():
         for p in sorted(d.rglob("*")):
             if p.suffix.lower() in (".wav", ".ogg", ".g722") and p.is_file() \
                     and not any(e in p.name.lower() for e in NOISE_EXCLUDE):
-                jobs.append((p, pkg))
+                jobs.append((p, pkg, p.stem, SPLIT, 24000))
     return jobs
 
 
