@@ -7,6 +7,7 @@ export.py and `train.py --eval-only --init` take like any other.
   python average.py --out runs/v6/avg.pt runs/v6/snap_*.pt
 """
 import argparse
+from pathlib import Path
 
 import torch
 
@@ -30,6 +31,7 @@ def main():
     # step and training time of the latest member: what the export's metadata reports
     step = max(c.get("step", 0) for c in ckpts)
     used_s = max(c.get("used_s", 0.0) for c in ckpts)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     torch.save(dict(model=avg, step=step, used_s=used_s, averaged=list(args.ckpts)), args.out)
     print(f"averaged {len(states)} checkpoints into {args.out}")
 
