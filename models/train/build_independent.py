@@ -26,16 +26,16 @@ Noise (real recordings; voice-like material left out):
 import argparse
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 import build_corpus
-from build_corpus import DEBS, SR, X, _load_noise, _load_speech, join_short, run_pool
+from build_corpus import DEBS, SR, X, _load_noise, _load_speech, cap, join_short, run_pool
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "cache" / "independent"
@@ -66,7 +66,7 @@ def fetch(pkg):
         subprocess.run(["apt-get", "download", pkg], cwd=DEBS, check=True)
     deb = sorted(DEBS.glob(f"{pkg}_*.deb"))[-1]
     tmp = X / (pkg + ".tmp")
-    subprocess.run(["rm", "-rf", str(tmp)], check=True)
+    shutil.rmtree(tmp, ignore_errors=True)
     subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], check=True)
     if pkg == "openarena-data":  # its sounds are inside a zip (Quake 3 .pk3)
         with zipfile.ZipFile(tmp / OPENARENA_PAK) as z:
@@ -99,17 +99,6 @@ def noise_jobs():
     return jobs
 
 
-def cap_per_voice(items, rng):
-    rng.shuffle(items)
-    used, out = {}, []
-    for it in items:
-        if used.get(it[2], 0) + len(it[0]) > VOICE_CAP_MIN * 60 * SR:
-            continue
-        used[it[2]] = used.get(it[2], 0) + len(it[0])
-        out.append(it)
-    return out, {k: round(v / SR / 60, 1) for k, v in used.items()}
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=2)
@@ -120,7 +109,8 @@ def main():
     rng = np.random.default_rng(build_corpus.SEED)
     speech, why = run_pool(_load_speech, speech_jobs(), args.jobs)
     print("speech screening:", why, flush=True)
-    speech, minutes = cap_per_voice(join_short(speech), rng)
+    # one voice per package, so build_corpus.cap's cap per (source, split) is a cap per voice
+    speech, minutes = cap(join_short(speech), rng, VOICE_CAP_MIN)
     print("speech minutes per voice:", minutes, flush=True)
     noise, why = run_pool(_load_noise, noise_jobs(), args.jobs)
     print("noise:", why, {p: round(sum(len(n[0]) for n in noise if n[1] == p) / SR / 60, 1) for p in NOISE}, flush=True)
