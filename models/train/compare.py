@@ -54,7 +54,7 @@ def main():
     ap.add_argument("--split", choices=["val", "train", "independent"], default="val",
                     help="which of evaluate.py's sets (evaluate.py --split builds it)")
     args = ap.parse_args()
-    eval_dir = E.HERE / "cache" / ("eval" if args.split == "val" else f"eval_{args.split}")
+    eval_dir = E.set_dir(args.split)
     meta_file = eval_dir / "meta.json"
     if not meta_file.exists():
         raise SystemExit(f"{meta_file} is missing: run evaluate.py first (it builds the set)")

@@ -37,6 +37,11 @@ NOISE_KINDS = ["real", "white", "pink", "hum", "fan", "clicks", "music", "babble
 SYNTH_INDEX = {"white": 0, "pink": 1, "hum": 3, "fan": 4, "clicks": 5, "music": 6, "babble": 7}
 
 
+def set_dir(split):
+    """Where evaluate.py keeps the set of a --split (compare.py reads it there)."""
+    return HERE / "cache" / ("eval" if split == "val" else f"eval_{split}")
+
+
 def build_set(n, seconds, seed=2024, split="val"):
     """Fixed mixtures from the validation split (or, to tell under-fitting from
     over-fitting, the training split; or the independent corpus of build_independent.py,
@@ -363,8 +368,7 @@ def main():
     ap.add_argument("--systems", default="noisy,rnnoise,denoised,denoised_after_5s,denoised_stream,denoised_uncertainty")
     args = ap.parse_args()
     global EVAL
-    if args.split != "val":
-        EVAL = HERE / "cache" / f"eval_{args.split}"
+    EVAL = set_dir(args.split)
     args.out = args.out or str(EVAL / "results.json")
     meta = build_set(args.n, args.seconds, split=args.split)
     systems = args.systems.split(",")
