@@ -17,6 +17,14 @@ Speech (professional telephony prompts, screened and joined like the training sp
   asterisk-prompt-it-menardi-wav Menardi, it-IT (8 kHz PCM: a telephone-band voice)
   asterisk-prompt-fr-armelle     Armelle, fr-FR (8 kHz GSM)
   asterisk-prompt-es-co          es-CO prompts (8 kHz GSM)
+Male voices (the prompts above are all female; these are acted game voices, short lines
+joined into utterances per unit like the training speech, kept only where the median F0 of a
+unit's lines is below MALE_F0_MAX_HZ, which drops the female and falsetto ones; animals,
+monsters and spirits are left out by name, NOT_HUMAN):
+  megaglest-data  units' acknowledgement and selection lines ("*_ack*", "*_select*"), one
+                  voice per faction and unit, identical files counted once
+  0ad-data        civilians' male lines ("civ_male_*") in Latin, Persian and Meroitic
+                  (Napatan), one voice per language; taken from the game's public.zip
 Noise (real recordings; voice-like material left out):
   openarena-data        sound/world ambience: fire, wind, fans, drones, machinery, water
   extremetuxracer-data  sliding on snow, ice, grass, leaves, mud, rock
@@ -26,6 +34,7 @@ Noise (real recordings; voice-like material left out):
 import argparse
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +42,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from scipy.signal import resample_poly
 
 import build_corpus
 from build_corpus import DEBS, SR, X, _load_noise, _load_speech, cap, join_short, run_pool
@@ -50,6 +60,16 @@ SPEECH = {
     "asterisk-prompt-fr-armelle": ("armelle-fr", 4000),
     "asterisk-prompt-es-co": ("co-es", 4000),
 }
+# acted male voices: (package, band Hz); each file's own rate limits the band further
+MALE = {"megaglest-data": 24000, "0ad-data": 24000}
+MALE_F0_MAX_HZ = 165.0  # a unit or language whose lines sit higher is not kept as a male voice
+# megaglest units that are animals, monsters or spirits (their lines are growls or processed
+# voices, some of them low enough to pass the F0 screen)
+NOT_HUMAN = ("daemon", "golem", "cow", "pig", "eagle", "behemoth", "ghost", "dragon", "chicken",
+             "bull", "mummy", "thunderbird", "sheep", "wild_sow", "genie")
+MALE_LINE = re.compile(r"_(ack|select)\d*\.(wav|ogg)$")
+OAD_ZIP = "usr/share/games/0ad/mods/public/public.zip"
+OAD_MALE = re.compile(r"^audio/voice/[^/]+/civ/civ_male_[^/]+\.ogg$")
 NOISE = ["openarena-data", "extremetuxracer-data", "frozen-bubble-data", "asterisk-moh-opsound-g722"]
 # voices, growls, moans, snoring and the like are speech-like: a denoiser must not learn to
 # remove voices, and it should not be scored on removing them either
@@ -74,6 +94,12 @@ def fetch(pkg):
                 if n.startswith("sound/world/") and n.lower().endswith((".wav", ".ogg")):
                     z.extract(n, tmp / "pk3")
         (tmp / OPENARENA_PAK).unlink()
+    if pkg == "0ad-data":  # 3.2 GB of game data in one zip: keep the male voice lines only
+        with zipfile.ZipFile(tmp / OAD_ZIP) as z:
+            for n in z.namelist():
+                if OAD_MALE.match(n):
+                    z.extract(n, tmp / "voices")
+        (tmp / OAD_ZIP).unlink()
     tmp.rename(X / pkg)
     return X / pkg
 
@@ -86,6 +112,71 @@ def speech_jobs():
             if p.suffix in (".g722", ".wav", ".gsm") and p.is_file():
                 jobs.append((p, pkg, voice, SPLIT, band))
     return jobs
+
+
+def male_jobs():
+    """(path, package, voice, split, band) for the acted male lines; the F0 screen comes
+    after decoding (keep_male)."""
+    jobs, seen = [], set()
+    for pkg, band in MALE.items():
+        d = fetch(pkg)
+        for p in sorted(d.rglob("*")):
+            if not p.is_file():
+                continue
+            if pkg == "megaglest-data":
+                if not MALE_LINE.search(p.name):
+                    continue
+                # units/<unit>/sounds/<unit>_ack1.wav, or commondata/sounds/<unit>_ack1.wav
+                faction = p.parts[-5] if p.parts[-4] == "units" else "common"
+                voice = f"{faction}-{MALE_LINE.split(p.name)[0]}"
+                if any(w in voice for w in NOT_HUMAN):
+                    continue
+            else:
+                voice = p.parts[-3]  # audio/voice/<language>/civ/civ_male_*.ogg
+            digest = hashlib.sha1(p.read_bytes()).hexdigest()
+            if digest in seen:  # a unit's variants (the berserkers) share their lines
+                continue
+            seen.add(digest)
+            jobs.append((p, pkg, voice, SPLIT, band))
+    return jobs
+
+
+def median_f0_hz(x, lo_hz=60.0, hi_hz=400.0):
+    """Median F0 of the clearly voiced 40 ms frames of 48 kHz speech (normalised
+    autocorrelation peak > 0.6 at 16 kHz, frames 10 ms apart), or 0 when none is voiced."""
+    y = resample_poly(x, 1, 3)
+    w, sr = 640, 16000
+    if len(y) <= w:
+        return 0.0
+    frames = np.lib.stride_tricks.sliding_window_view(y, w)[::160]
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    e = np.sum(frames**2, axis=1)
+    frames = frames[e >= 1e-4 * w * np.max(np.abs(y)) ** 2]
+    if not len(frames):
+        return 0.0
+    ac = np.fft.irfft(np.abs(np.fft.rfft(frames, 2048, axis=1)) ** 2, axis=1)
+    lags = np.arange(int(sr / hi_hz), int(sr / lo_hz))
+    k = lags[np.argmax(ac[:, lags], axis=1)]
+    voiced = ac[np.arange(len(k)), k] / (ac[:, 0] + 1e-12) > 0.6
+    return float(np.median(sr / k[voiced])) if voiced.any() else 0.0
+
+
+def keep_male(items):
+    """The male packages' voices whose median F0 is below MALE_F0_MAX_HZ (with the F0 of
+    each of their voices, kept or not, for the log); the other packages' voices as they are."""
+    groups = {}
+    for it in items:
+        groups.setdefault((it[1], it[2]), []).append(it)
+    keep, f0s = [], {}
+    for (src, voice), its in sorted(groups.items()):
+        if src not in MALE:
+            keep += its
+            continue
+        f0 = median_f0_hz(np.concatenate([it[0] for it in its]))
+        f0s[f"{src}/{voice}"] = round(f0)
+        if 0 < f0 < MALE_F0_MAX_HZ:
+            keep += its
+    return keep, f0s
 
 
 def noise_jobs():
@@ -107,9 +198,12 @@ def main():
         print(f"{OUT} exists; remove it to rebuild")
         return 0
     rng = np.random.default_rng(build_corpus.SEED)
-    speech, why = run_pool(_load_speech, speech_jobs(), args.jobs)
+    speech, why = run_pool(_load_speech, speech_jobs() + male_jobs(), args.jobs)
     print("speech screening:", why, flush=True)
-    # one voice per package, so build_corpus.cap's cap per (source, split) is a cap per voice
+    speech, f0s = keep_male(speech)
+    print(f"median F0 per voice (male packages kept below {MALE_F0_MAX_HZ:.0f} Hz):", f0s, flush=True)
+    # build_corpus.cap caps each (source, split): one voice per prompt package; the male
+    # packages' voices share their package's cap (they hold less than it)
     speech, minutes = cap(join_short(speech), rng, VOICE_CAP_MIN)
     print("speech minutes per voice:", minutes, flush=True)
     noise, why = run_pool(_load_noise, noise_jobs(), args.jobs)

@@ -61,12 +61,19 @@ def build_set(n, seconds, seed=2024, split="val"):
     for i in range(n):
         snr = SNRS[i % len(SNRS)]
         kind = NOISE_KINDS[(i // len(SNRS)) % len(NOISE_KINDS)]
-        # speech: the loudest of a few draws, so each item holds enough speech
+        # speech: the loudest of a few draws, so each item holds enough speech. The
+        # independent set draws a package first, then its clips: each package (a prompt
+        # voice, or a game's male voices) gets its share of items, however much it holds.
+        clips = torch.arange(len(corpus.s_start))
+        if split == "independent":
+            sources = sorted({v.split("/")[0] for v in corpus.s_voice})
+            pick = sources[int(torch.randint(len(sources), (1,), generator=gen))]
+            clips = torch.tensor([c for c, v in enumerate(corpus.s_voice) if v.split("/")[0] == pick])
         best = None
         for _ in range(4):
-            s, k = mixer._segments(corpus.speech, corpus.s_start, corpus.s_len, 1, L, gen, loop=False)
+            s, k = mixer._segments(corpus.speech, corpus.s_start[clips], corpus.s_len[clips], 1, L, gen, loop=False)
             if best is None or s.pow(2).mean() > best.pow(2).mean():
-                best, voice = s, corpus.s_voice[int(k[0])]
+                best, voice = s, corpus.s_voice[int(clips[int(k[0])])]
         s = best[0]
         if split == "independent":
             kind = "real"
@@ -329,6 +336,13 @@ def summarize(results, meta):
                 s[f"noise {k}"] = agg([r for r, m in zip(rows, meta) if m["noise"] == k])
         for v in sorted({m["voice"] for m in meta if "voice" in m}):  # sets built before voices were recorded have none
             s[f"voice {v}"] = agg([r for r, m in zip(rows, meta) if m.get("voice") == v])
+        # a package of several voices (the games' male units) also gets one row
+        by_source = {}
+        for m in meta:
+            if "voice" in m:
+                by_source.setdefault(m["voice"].split("/")[0], set()).add(m["voice"])
+        for src in sorted(k for k, vs in by_source.items() if len(vs) > 1):
+            s[f"source {src}"] = agg([r for r, m in zip(rows, meta) if m.get("voice", "").split("/")[0] == src])
         out[system] = s
     return out
 

@@ -245,12 +245,14 @@ def _resampled_segments(buf, starts, lens, n, L, gen, speed):
     return buf[st[:, None] + i0.long()] * (1 - frac) + buf[st[:, None] + i1.long()] * frac
 
 
-def make_batch(corpus, n, L, gen, noise_aug=False, room_target="early", drop=()):
+def make_batch(corpus, n, L, gen, noise_aug=False, room_target="early", drop=(), real_share=0.55):
     """noise_aug (train.py --noise-aug): real recordings played at 0.7-1.4x speed (half of
     them) with a random spectral tilt, and the hiss family among the synthetic noises.
     room_target (train.py --room-target): "early" keeps the first 50 ms of the room in the
     target, "full" all of it (the input always gets the full room).
-    drop (train.py --drop-noise): synthetic families left out, names from DROPPABLE."""
+    drop (train.py --drop-noise): synthetic families left out, names from DROPPABLE.
+    real_share (train.py --real-noise-share): the share of examples whose main noise is a
+    real recording rather than a synthetic family."""
     unknown = set(drop) - set(DROPPABLE)
     if unknown:
         raise ValueError(f"drop: unknown noise families {sorted(unknown)}, known: {DROPPABLE}")
@@ -284,7 +286,7 @@ def make_batch(corpus, n, L, gen, noise_aug=False, room_target="early", drop=())
         real = _fft_filter(real, lambda f: (f.clamp(min=50) / 1000) ** tilt)
     else:
         real, _ = _segments(corpus.noise, corpus.n_start, corpus.n_len, n, L, gen, loop=True)
-    noise = torch.where(r(n, 1) < 0.55, real / _rms(real), synth_noise(n, L, gen, dev, corpus, families=families, drop=drop))
+    noise = torch.where(r(n, 1) < real_share, real / _rms(real), synth_noise(n, L, gen, dev, corpus, families=families, drop=drop))
     second = synth_noise(n, L, gen, dev, corpus, families=families, drop=drop)
     noise = noise + (r(n, 1) < 0.3).float() * second * 10 ** (-(6 * r(n, 1)) / 20)
     noise = noise / _rms(noise)

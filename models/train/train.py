@@ -234,6 +234,9 @@ def main():
                          "no dereverberation asked); validation keeps early")
     ap.add_argument("--drop-noise", default="", help=f"comma-separated synthetic noise families to leave out of "
                     f"training, of {','.join(mixer.DROPPABLE)} (see mixer.DROPPABLE); validation keeps them")
+    ap.add_argument("--real-noise-share", type=float, default=0.55,
+                    help="share of training examples whose main noise is a real recording (mixer.make_batch); "
+                         "validation keeps 0.55")
     ap.add_argument("--model-copy", default=None, help="also write the weights alone (no optimiser) here at every save")
     ap.add_argument("--init", default=None, help="warm-start from a checkpoint (a narrower model's weights are "
                     "widened to --hidden / --conv-ch / --flatness / --noise-floor, see vae.widen_weights)")
@@ -243,6 +246,8 @@ def main():
     drop = tuple(x for x in args.drop_noise.split(",") if x)
     if set(drop) - set(mixer.DROPPABLE):  # said now, not after the corpus has loaded
         ap.error(f"--drop-noise: unknown families {sorted(set(drop) - set(mixer.DROPPABLE))}, known: {','.join(mixer.DROPPABLE)}")
+    if not 0.0 <= args.real_noise_share <= 1.0:
+        ap.error(f"--real-noise-share must be within 0..1, not {args.real_noise_share}")
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     if dev.type == "cuda":
@@ -335,7 +340,7 @@ def main():
         model.train()
         with torch.no_grad():
             noisy, clean, _ = mixer.make_batch(train, args.batch, L, gen, noise_aug=args.noise_aug, room_target=args.room_target,
-                                                drop=drop)
+                                                drop=drop, real_share=args.real_noise_share)
         loss, parts, _, nxt = losses(model, noisy, clean, win, beta, state=state, weights=weights)
         if args.stateful:
             state = carry_state(nxt, gen)
