@@ -58,17 +58,19 @@ def build_set(n, seconds, seed=2024, split="val"):
     gen = torch.Generator().manual_seed(seed)
     L = int(seconds * SR)
     meta = []
+    # the independent set draws a package first, then its clips: each package (a prompt
+    # voice, or a game's male voices) gets its share of items, however much it holds
+    clips_of = {}
+    for c, v in enumerate(corpus.s_voice):
+        clips_of.setdefault(v.split("/")[0], []).append(c)
+    packages = [torch.tensor(clips_of[k]) for k in sorted(clips_of)]
     for i in range(n):
         snr = SNRS[i % len(SNRS)]
         kind = NOISE_KINDS[(i // len(SNRS)) % len(NOISE_KINDS)]
-        # speech: the loudest of a few draws, so each item holds enough speech. The
-        # independent set draws a package first, then its clips: each package (a prompt
-        # voice, or a game's male voices) gets its share of items, however much it holds.
+        # speech: the loudest of a few draws, so each item holds enough speech
         clips = torch.arange(len(corpus.s_start))
         if split == "independent":
-            sources = sorted({v.split("/")[0] for v in corpus.s_voice})
-            pick = sources[int(torch.randint(len(sources), (1,), generator=gen))]
-            clips = torch.tensor([c for c, v in enumerate(corpus.s_voice) if v.split("/")[0] == pick])
+            clips = packages[int(torch.randint(len(packages), (1,), generator=gen))]
         best = None
         for _ in range(4):
             s, k = mixer._segments(corpus.speech, corpus.s_start[clips], corpus.s_len[clips], 1, L, gen, loop=False)
