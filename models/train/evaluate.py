@@ -34,6 +34,7 @@ EVAL = HERE / "cache" / "eval"
 SR = 48000
 SNRS = [-5, 0, 5, 10, 20]
 NOISE_KINDS = ["real", "white", "pink", "hum", "fan", "clicks", "music", "babble"]
+DNSMOS_KEYS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
 SYNTH_INDEX = {"white": 0, "pink": 1, "hum": 3, "fan": 4, "clicks": 5, "music": 6, "babble": 7}
 
 
@@ -149,6 +150,16 @@ def metrics(est, ref, noisy):
         p = float("nan")
     return {"pesq_wb": p, "stoi": stoi(ref, est, SR, extended=False), "si_sdr": si_sdr(est, ref),
             "onsets": onset_loss_db(est, ref), "nr_db": noise_reduction_db(est, ref, noisy)}
+
+
+def dnsmos_scores(est):
+    """DNSMOS P.835 (Reddy et al. 2022; the ONNX models inside the `speechmos` wheel): a
+    non-intrusive estimate of listeners' ratings of the speech (SIG), the background (BAK)
+    and the whole (OVRL), 1-5, from the output alone at 16 kHz. Items shorter than the
+    model's 9.01 s window are repeated to fill it, as speechmos does."""
+    from speechmos import dnsmos
+    r = dnsmos.run(np.clip(resample_poly(est, 1, 3), -1.0, 1.0).astype(np.float32), 16000)
+    return {"dnsmos_sig": float(r["sig_mos"]), "dnsmos_bak": float(r["bak_mos"]), "dnsmos_ovrl": float(r["ovrl_mos"])}
 
 
 def run_rnnoise(src, dst):
@@ -309,14 +320,17 @@ def run_reference(src, dst, model_path, alpha, limit_db=30.0, u_range=None, pf_b
         sf.write(dst / f.name, y.astype(np.float32), sr, subtype="FLOAT")
 
 
-def score_dir(out_dir, meta, eval_dir):
-    """metrics() of every item of the set, with its output read from out_dir."""
+def score_dir(out_dir, meta, eval_dir, dnsmos=False):
+    """metrics() of every item of the set, with its output read from out_dir (and, with
+    `dnsmos`, dnsmos_scores())."""
     rows = []
     for m in meta:
         ref, _ = sf.read(eval_dir / "clean" / m["file"], dtype="float32")
         est, _ = sf.read(out_dir / m["file"], dtype="float32")
         noisy, _ = sf.read(eval_dir / "noisy" / m["file"], dtype="float32")
         rows.append(metrics(est, ref, noisy))
+        if dnsmos:
+            rows[-1].update(dnsmos_scores(est))
     return rows
 
 
@@ -327,7 +341,8 @@ def summarize(results, meta):
         return {"pesq_wb": float(np.mean(p)) if p else float("nan"), "stoi": float(np.mean([r["stoi"] for r in rows])),
                 "si_sdr": float(np.mean([r["si_sdr"] for r in rows])),
                 "onset_loss_db": float(np.mean(ons)) if ons else float("nan"),
-                "noise_reduction_db": float(np.nanmean([r["nr_db"] for r in rows])), "n": len(rows)}
+                "noise_reduction_db": float(np.nanmean([r["nr_db"] for r in rows])), "n": len(rows),
+                **{k: float(np.mean([r[k] for r in rows])) for k in DNSMOS_KEYS if rows and k in rows[0]}}
     out = {}
     for system, rows in results.items():
         s = {"overall": agg(rows)}
@@ -351,14 +366,17 @@ def summarize(results, meta):
 
 def table(summary):
     systems = list(summary)
-    lines = ["| subset | " + " | ".join(f"{s} PESQ-WB / STOI / SI-SDR / onset loss / noise reduction" for s in systems) + " |",
+    mos = all(k in summary[systems[0]]["overall"] for k in DNSMOS_KEYS)
+    head = "PESQ-WB / STOI / SI-SDR / onset loss / noise reduction" + (" / DNSMOS SIG BAK OVRL" if mos else "")
+    lines = ["| subset | " + " | ".join(f"{s} {head}" for s in systems) + " |",
              "|---|" + "---|" * len(systems)]
     for key in summary[systems[0]]:
         cells = []
         for s in systems:
             m = summary[s][key]
             cells.append(f"{m['pesq_wb']:.2f} / {m['stoi']:.3f} / {m['si_sdr']:.1f} dB / {m['onset_loss_db']:.1f} dB"
-                         f" / {m['noise_reduction_db']:.1f} dB")
+                         f" / {m['noise_reduction_db']:.1f} dB"
+                         + (f" / {m['dnsmos_sig']:.2f} {m['dnsmos_bak']:.2f} {m['dnsmos_ovrl']:.2f}" if mos else ""))
         lines.append(f"| {key} (n={summary[systems[0]][key]['n']}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -382,6 +400,9 @@ def main():
                     help="strengths k of the denoised_expand experiment, g' = g ** (1 - k g)")
     ap.add_argument("--clean-args", default="", help="extra arguments for `denoised clean`, e.g. '--attenuation-limit-db 20'")
     ap.add_argument("--systems", default="noisy,rnnoise,denoised,denoised_after_5s,denoised_stream,denoised_uncertainty")
+    ap.add_argument("--dnsmos", action="store_true",
+                    help="also score every output with DNSMOS P.835 (SIG, BAK, OVRL; see dnsmos_scores), and the "
+                         "clean references as the system `clean`")
     args = ap.parse_args()
     global EVAL
     EVAL = set_dir(args.split)
@@ -428,7 +449,9 @@ def main():
         for k in args.expand:
             dirs[f"expand_{k:g}"] = EVAL / f"out_expand_{k:g}"
             run_reference(EVAL / "noisy", dirs[f"expand_{k:g}"], args.model, alpha=0.0, expand=k)
-    results = {name: score_dir(d, meta, EVAL) for name, d in dirs.items()}
+    if args.dnsmos:  # the references' own ratings: the ceiling the outputs are rated against
+        dirs = {"clean": EVAL / "clean", **dirs}
+    results = {name: score_dir(d, meta, EVAL, dnsmos=args.dnsmos) for name, d in dirs.items()}
     summary = summarize(results, meta)
     Path(args.out).write_text(json.dumps({"summary": summary, "timings": timings}, indent=1))
     print(table(summary))
