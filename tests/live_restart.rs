@@ -16,13 +16,15 @@ fn pactl(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+/// Waits until `f` holds; on a timeout the panic message carries `denoised run`'s log, which
+/// says what the reconnect loop was doing.
+fn wait_for(what: &str, secs: u64, log_path: &Path, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
+        if t.elapsed() >= Duration::from_secs(secs) {
+            let log = std::fs::read_to_string(log_path).unwrap_or_default();
+            panic!("timed out after {secs} s waiting for {what}; denoised run's log:\n{log}");
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -59,7 +61,15 @@ fn run_survives_a_pulseaudio_restart_and_recreates_the_virtual_mic() {
             .lines()
             .any(|l| l.split_whitespace().nth(1) == Some("denoised_mic"))
     };
-    wait_for("the virtual microphone", 10, has_mic);
+    wait_for("the virtual microphone", 10, &log_path, has_mic);
+    // the microphone exists before the streams open (the model loads in between); a server
+    // killed in that gap is a failed start, which `run` reports and exits on, not the
+    // restart this test is about: wait until denoised plays into its microphone
+    wait_for("denoised run to open its streams", 20, &log_path, || {
+        pactl(&["list", "short", "sink-inputs"])
+            .lines()
+            .any(|l| l.contains("protocol-native"))
+    });
 
     assert!(
         Command::new("pulseaudio")
@@ -73,9 +83,14 @@ fn run_survives_a_pulseaudio_restart_and_recreates_the_virtual_mic() {
         Command::new(&server).status().unwrap().success(),
         "restarting the test server"
     );
-    wait_for("the virtual microphone to be recreated", 20, has_mic);
+    wait_for(
+        "the virtual microphone to be recreated",
+        20,
+        &log_path,
+        has_mic,
+    );
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    wait_for("the audio device to come back", 20, || {
+    wait_for("the audio device to come back", 20, &log_path, || {
         log().contains("audio device back")
     });
 
