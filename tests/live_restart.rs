@@ -63,13 +63,28 @@ fn run_survives_a_pulseaudio_restart_and_recreates_the_virtual_mic() {
     };
     wait_for("the virtual microphone", 10, &log_path, has_mic);
     // the microphone exists before the streams open (the model loads in between); a server
-    // killed in that gap is a failed start, which `run` reports and exits on, not the
-    // restart this test is about: wait until denoised plays into its microphone
-    wait_for("denoised run to open its streams", 20, &log_path, || {
+    // killed in that gap is a failed start, which `run` reports and exits on (the service
+    // unit restarts it), not the restart this test is about: wait until denoised plays
+    // into the microphone's sink
+    let plays_into_mic = || {
+        let sinks = pactl(&["list", "short", "sinks"]);
+        let Some(index) = sinks
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some("denoised_mic_sink"))
+            .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        else {
+            return false;
+        };
         pactl(&["list", "short", "sink-inputs"])
             .lines()
-            .any(|l| l.contains("protocol-native"))
-    });
+            .any(|l| l.split_whitespace().nth(1) == Some(index.as_str()))
+    };
+    wait_for(
+        "denoised run to open its streams",
+        20,
+        &log_path,
+        plays_into_mic,
+    );
 
     assert!(
         Command::new("pulseaudio")

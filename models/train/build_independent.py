@@ -63,8 +63,8 @@ SPEECH = {
 # acted male voices: (package, band Hz); each file's own rate limits the band further
 MALE = {"megaglest-data": 24000, "0ad-data": 24000}
 MALE_F0_MAX_HZ = 165.0  # a unit or language whose lines sit higher is not kept as a male voice
-# megaglest units that are animals, monsters or spirits (their lines are growls or processed
-# voices, some of them low enough to pass the F0 screen)
+# megaglest units that are animals, monsters or spirits: not human speakers, though some of
+# them sit low enough to pass the F0 screen (the daemons: 95-128 Hz)
 NOT_HUMAN = ("daemon", "golem", "cow", "pig", "eagle", "behemoth", "ghost", "dragon", "chicken",
              "bull", "mummy", "thunderbird", "sheep", "wild_sow", "genie")
 MALE_LINE = re.compile(r"_(ack|select)\d*\.(wav|ogg)$")

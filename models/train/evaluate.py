@@ -343,6 +343,12 @@ def summarize(results, meta):
                 "onset_loss_db": float(np.mean(ons)) if ons else float("nan"),
                 "noise_reduction_db": float(np.nanmean([r["nr_db"] for r in rows])), "n": len(rows),
                 **{k: float(np.mean([r[k] for r in rows])) for k in DNSMOS_KEYS if rows and k in rows[0]}}
+    # a package of several voices (the games' male units) also gets one row
+    by_source = {}
+    for m in meta:
+        if "voice" in m:
+            by_source.setdefault(m["voice"].split("/")[0], set()).add(m["voice"])
+    packages = sorted(k for k, vs in by_source.items() if len(vs) > 1)
     out = {}
     for system, rows in results.items():
         s = {"overall": agg(rows)}
@@ -353,12 +359,7 @@ def summarize(results, meta):
                 s[f"noise {k}"] = agg([r for r, m in zip(rows, meta) if m["noise"] == k])
         for v in sorted({m["voice"] for m in meta if "voice" in m}):  # sets built before voices were recorded have none
             s[f"voice {v}"] = agg([r for r, m in zip(rows, meta) if m.get("voice") == v])
-        # a package of several voices (the games' male units) also gets one row
-        by_source = {}
-        for m in meta:
-            if "voice" in m:
-                by_source.setdefault(m["voice"].split("/")[0], set()).add(m["voice"])
-        for src in sorted(k for k, vs in by_source.items() if len(vs) > 1):
+        for src in packages:
             s[f"source {src}"] = agg([r for r, m in zip(rows, meta) if m.get("voice", "").split("/")[0] == src])
         out[system] = s
     return out
