@@ -22,7 +22,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             } else {
                 offline::clean(jobs, &opts)?
             };
-            if !rep.provider.is_empty() {
+            if !rep.provider.is_empty() && !cli.quiet {
                 eprintln!("denoised: execution provider: {}", rep.provider);
             }
             failed.extend(rep.failed);

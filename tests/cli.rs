@@ -151,6 +151,130 @@ fn identity_model_returns_16bit_input_within_one_lsb() {
     assert_identity(48000, 16, false, 1, 48000);
 }
 
+/// Samples of a 64-bit float WAV, read by hand (hound cannot), with its format tag and bits.
+fn read_f64_wav(path: &Path) -> (u16, u16, Vec<f64>) {
+    let b = std::fs::read(path).unwrap();
+    let (mut pos, mut fmt) = (12, None);
+    while pos + 8 <= b.len() {
+        let size = u32::from_le_bytes(b[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        let body = &b[pos + 8..pos + 8 + size];
+        match &b[pos..pos + 4] {
+            b"fmt " => {
+                fmt = Some((
+                    u16::from_le_bytes([body[0], body[1]]),
+                    u16::from_le_bytes([body[14], body[15]]),
+                ))
+            }
+            b"data" => {
+                let (tag, bits) = fmt.expect("fmt before data");
+                let v = body
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                    .collect();
+                return (tag, bits, v);
+            }
+            _ => {}
+        }
+        pos += 8 + size + (size & 1);
+    }
+    panic!("no data chunk in {}", path.display());
+}
+
+/// A 64-bit float WAV in the extensible layout (format tag 0xFFFE, float sub-format GUID),
+/// with a LIST chunk before the data, as some editors write it.
+fn extensible_f64_wav(rate: u32, interleaved: &[f64], channels: u16) -> Vec<u8> {
+    let data: Vec<u8> = interleaved.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut fmt = Vec::new();
+    fmt.extend_from_slice(&0xFFFEu16.to_le_bytes());
+    fmt.extend_from_slice(&channels.to_le_bytes());
+    fmt.extend_from_slice(&rate.to_le_bytes());
+    fmt.extend_from_slice(&(rate * 8 * channels as u32).to_le_bytes());
+    fmt.extend_from_slice(&(8 * channels).to_le_bytes());
+    fmt.extend_from_slice(&64u16.to_le_bytes());
+    fmt.extend_from_slice(&22u16.to_le_bytes());
+    fmt.extend_from_slice(&64u16.to_le_bytes());
+    fmt.extend_from_slice(&0u32.to_le_bytes());
+    fmt.extend_from_slice(&[
+        3, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xAA, 0, 0x38, 0x9B, 0x71,
+    ]);
+    let list = b"INFOISFT\x05\0\0\0test\0\0"; // odd-sized string, padded
+    let mut v = Vec::new();
+    v.extend_from_slice(b"RIFF");
+    v.extend_from_slice(
+        &((4 + 8 + fmt.len() + 8 + list.len() + 8 + data.len()) as u32).to_le_bytes(),
+    );
+    v.extend_from_slice(b"WAVEfmt ");
+    v.extend_from_slice(&(fmt.len() as u32).to_le_bytes());
+    v.extend_from_slice(&fmt);
+    v.extend_from_slice(b"LIST");
+    v.extend_from_slice(&(list.len() as u32).to_le_bytes());
+    v.extend_from_slice(list);
+    v.extend_from_slice(b"data");
+    v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    v.extend_from_slice(&data);
+    v
+}
+
+#[test]
+fn sixty_four_bit_float_wav_is_cleaned_and_written_back_as_64_bit_float() {
+    let d = tempfile::tempdir().unwrap();
+    let frames = 24000;
+    let (l, r) = (signal(frames, 48000, 0), signal(frames, 48000, 1));
+    let interleaved: Vec<f64> = l
+        .iter()
+        .zip(&r)
+        .flat_map(|(&a, &b)| [a as f64, b as f64])
+        .collect();
+    let pcm: Vec<u8> = interleaved.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let plain = d.path().join("plain.wav");
+    std::fs::write(&plain, raw_wav(3, 2, 48000, 64, pcm.len() as u32, &pcm)).unwrap();
+    let ext = d.path().join("extensible.wav");
+    std::fs::write(&ext, extensible_f64_wav(48000, &interleaved, 2)).unwrap();
+    for inp in [&plain, &ext] {
+        let out = d.path().join("out.wav");
+        clean_with("identity")
+            .arg(inp)
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .success();
+        let (tag, bits, got) = read_f64_wav(&out);
+        assert_eq!(
+            (tag, bits),
+            (3, 64),
+            "{}: written as 64-bit float",
+            inp.display()
+        );
+        assert_eq!(
+            got.len(),
+            interleaved.len(),
+            "{}: length and channels kept",
+            inp.display()
+        );
+        let err = got
+            .iter()
+            .zip(&interleaved)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(err <= 1e-6, "{}: identity error {err}", inp.display());
+    }
+}
+
+#[test]
+fn quiet_clean_prints_nothing_when_all_goes_well() {
+    let d = tempfile::tempdir().unwrap();
+    let inp = d.path().join("in.wav");
+    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    clean_with("identity")
+        .arg(&inp)
+        .arg("-o")
+        .arg(d.path().join("o.wav"))
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+}
+
 #[test]
 fn format_rate_channel_matrix_round_trips() {
     for (rate, bits, float, ch) in [
@@ -323,6 +447,22 @@ fn bad_inputs_are_reported_and_the_rest_of_the_batch_is_processed() {
             "channel",
         ),
         ("absurd_rate.wav", raw_wav(1, 1, 7, 16, 9600, &pcm), "rate"),
+        (
+            "short_data_f64.wav",
+            raw_wav(3, 1, 48000, 64, 96000, &pcm),
+            "truncated",
+        ),
+        (
+            "zero_channels_f64.wav",
+            raw_wav(3, 0, 48000, 64, 9600, &pcm),
+            "channel",
+        ),
+        (
+            // hound reports this header as "Failed to read enough bytes", not as EOF
+            "riff_without_chunks.wav",
+            [b"RIFF\0\0\0\0WAVEjunk".as_slice(), &[0u8; 100]].concat(),
+            "not a wav",
+        ),
     ];
     for (name, bytes, _) in &cases {
         std::fs::write(src.join(name), bytes).unwrap();

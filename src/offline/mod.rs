@@ -9,6 +9,7 @@
 pub mod denoise;
 pub mod resample;
 pub mod wav;
+mod wav_f64;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
