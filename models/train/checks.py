@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import mixer
 import vae
 
 TOL = 1e-5
@@ -260,6 +261,29 @@ def check_median_f0():
     print("ok  median_f0_hz: pulse trains at 95-260 Hz come back within a lag step; white noise is unvoiced")
 
 
+def check_speed_change():
+    """mixer.speed_change moves a tone's frequency by the speed, keeps its level within
+    1.5 dB up to 12 kHz, is the identity at speed 1 and leaves silence after the row's end."""
+    sr, L = mixer.SR, mixer.SR
+    t = torch.arange(L, dtype=torch.float64) / sr
+    x = torch.stack([torch.sin(2 * math.pi * f * t) for f in (440.0, 3000.0, 12000.0)]).float()
+    same = mixer.speed_change(x, torch.ones(3, 1))
+    assert torch.allclose(same[:, : L - 1], x[:, : L - 1], atol=1e-6), "speed 1 is the identity"
+    for speed in (0.87, 1.15):
+        y = mixer.speed_change(x, torch.full((3, 1), speed))
+        n = int((L - 2) / max(speed, 1.0))  # where the tone still plays
+        spec = torch.fft.rfft(y[:, :n] * torch.hann_window(n, dtype=torch.float32), dim=-1).abs()
+        ref = torch.fft.rfft(x[:, :n] * torch.hann_window(n, dtype=torch.float32), dim=-1).abs()
+        for row, f in enumerate((440.0, 3000.0, 12000.0)):
+            peak_hz = spec[row].argmax().item() * sr / n
+            assert abs(peak_hz - f * speed) <= 2 * sr / n, f"speed {speed}: {f} Hz tone at {peak_hz:.0f} Hz"
+            level_db = 20 * math.log10(spec[row].max().item() / ref[row].max().item())
+            assert abs(level_db) < 1.5, f"speed {speed}: {f} Hz tone changed by {level_db:.2f} dB"
+        if speed > 1:
+            assert y[:, int(L / speed) + 1 :].abs().max() == 0, "silence after the row's end"
+    print("ok  speed_change: tones move by the speed within 1.5 dB up to 12 kHz; speed 1 is the identity")
+
+
 def main():
     torch.manual_seed(0)
     spec = torch.randn(2, 50, vae.BINS, 2) * 3
@@ -273,6 +297,7 @@ def main():
     check_pitch_filter()
     check_import_onnx()
     check_median_f0()
+    check_speed_change()
     return 0
 
 

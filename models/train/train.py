@@ -237,6 +237,9 @@ def main():
     ap.add_argument("--real-noise-share", type=float, default=0.55,
                     help="share of training examples whose main noise is a real recording (mixer.make_batch); "
                          "validation keeps 0.55")
+    ap.add_argument("--speech-speed", type=float, default=0.0,
+                    help="speed perturbation of the training speech: half of the segments played at a speed within "
+                         "1/(1+S) .. 1+S (mixer.speed_change; pitch and formants move together); 0 = off; validation keeps 0")
     ap.add_argument("--model-copy", default=None, help="also write the weights alone (no optimiser) here at every save")
     ap.add_argument("--init", default=None, help="warm-start from a checkpoint (a narrower model's weights are "
                     "widened to --hidden / --conv-ch / --flatness / --noise-floor, see vae.widen_weights)")
@@ -246,6 +249,8 @@ def main():
     drop = tuple(x for x in args.drop_noise.split(",") if x)
     if set(drop) - set(mixer.DROPPABLE):  # said now, not after the corpus has loaded
         ap.error(f"--drop-noise: unknown families {sorted(set(drop) - set(mixer.DROPPABLE))}, known: {','.join(mixer.DROPPABLE)}")
+    if not 0.0 <= args.speech_speed <= 0.5:
+        ap.error(f"--speech-speed must be within 0..0.5, not {args.speech_speed}")
     if not 0.0 <= args.real_noise_share <= 1.0:
         ap.error(f"--real-noise-share must be within 0..1, not {args.real_noise_share}")
     torch.set_num_threads(args.threads)
@@ -340,7 +345,8 @@ def main():
         model.train()
         with torch.no_grad():
             noisy, clean, _ = mixer.make_batch(train, args.batch, L, gen, noise_aug=args.noise_aug, room_target=args.room_target,
-                                                drop=drop, real_share=args.real_noise_share)
+                                                drop=drop, real_share=args.real_noise_share,
+                                                speech_speed=args.speech_speed)
         loss, parts, _, nxt = losses(model, noisy, clean, win, beta, state=state, weights=weights)
         if args.stateful:
             state = carry_state(nxt, gen)
