@@ -38,16 +38,20 @@ DNSMOS_KEYS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
 SYNTH_INDEX = {"white": 0, "pink": 1, "hum": 3, "fan": 4, "clicks": 5, "music": 6, "babble": 7}
 
 
-def set_dir(split):
-    """Where evaluate.py keeps the set of a --split (compare.py reads it there)."""
-    return HERE / "cache" / ("eval" if split == "val" else f"eval_{split}")
+def set_dir(split, speech_speed=1.0):
+    """Where evaluate.py keeps the set of a --split (compare.py reads it there); a set whose
+    speech is speed-changed (--speech-speed) has its own folder."""
+    name = "eval" if split == "val" else f"eval_{split}"
+    return HERE / "cache" / (name if speech_speed == 1.0 else f"{name}_speed{speech_speed:g}")
 
 
-def build_set(n, seconds, seed=2024, split="val"):
+def build_set(n, seconds, seed=2024, split="val", speech_speed=1.0):
     """Fixed mixtures from the validation split (or, to tell under-fitting from
     over-fitting, the training split; or the independent corpus of build_independent.py,
     whose noise is all real recordings): clean/NNN.wav, noisy/NNN.wav, meta.json (each
-    item's SNR, noise family and voice)."""
+    item's SNR, noise family and voice). speech_speed != 1 plays each item's speech that
+    many times faster (mixer.speed_change: pitch and formants move) before it is mixed, the
+    same draws otherwise: the same talkers as new voices."""
     if (EVAL / "meta.json").exists():
         return json.loads((EVAL / "meta.json").read_text())
     if split == "independent":
@@ -78,6 +82,8 @@ def build_set(n, seconds, seed=2024, split="val"):
             if best is None or s.pow(2).mean() > best.pow(2).mean():
                 best, voice = s, corpus.s_voice[int(clips[int(k[0])])]
         s = best[0]
+        if speech_speed != 1.0:
+            s = mixer.speed_change(s[None, :], torch.full((1, 1), speech_speed))[0]
         if split == "independent":
             kind = "real"
         if kind == "real":
@@ -401,14 +407,17 @@ def main():
                     help="strengths k of the denoised_expand experiment, g' = g ** (1 - k g)")
     ap.add_argument("--clean-args", default="", help="extra arguments for `denoised clean`, e.g. '--attenuation-limit-db 20'")
     ap.add_argument("--systems", default="noisy,rnnoise,denoised,denoised_after_5s,denoised_stream,denoised_uncertainty")
+    ap.add_argument("--speech-speed", type=float, default=1.0,
+                    help="build (in its own folder) a set whose speech is played this many times faster, pitch and "
+                         "formants with it: do the training talkers stay as well served as new voices?")
     ap.add_argument("--dnsmos", action="store_true",
                     help="also score every output with DNSMOS P.835 (SIG, BAK, OVRL; see dnsmos_scores), and the "
                          "clean references as the system `clean`")
     args = ap.parse_args()
     global EVAL
-    EVAL = set_dir(args.split)
+    EVAL = set_dir(args.split, args.speech_speed)
     args.out = args.out or str(EVAL / "results.json")
-    meta = build_set(args.n, args.seconds, split=args.split)
+    meta = build_set(args.n, args.seconds, split=args.split, speech_speed=args.speech_speed)
     systems = args.systems.split(",")
     dirs = {"noisy": EVAL / "noisy"}
     timings = {}
