@@ -388,6 +388,42 @@ fn folder_input_mirrors_structure_and_uses_several_jobs() {
 }
 
 #[test]
+fn rerun_into_an_output_folder_inside_the_input_folder_does_not_clean_the_results_again() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("rec");
+    std::fs::create_dir_all(src.join("day1")).unwrap();
+    write_wav(
+        &src.join("a.wav"),
+        48000,
+        16,
+        false,
+        &[signal(4800, 48000, 0)],
+    );
+    write_wav(
+        &src.join("day1/b.wav"),
+        48000,
+        16,
+        false,
+        &[signal(4800, 48000, 1)],
+    );
+    let out = src.join("clean");
+    for _ in 0..2 {
+        // the second run replaces the first run's results instead of taking them as inputs
+        clean_with("identity")
+            .arg(&src)
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .success();
+    }
+    assert_eq!(
+        files_in(&out),
+        vec![out.join("a.wav"), out.join("day1/b.wav")],
+        "the results, once, and no nested copies"
+    );
+}
+
+#[test]
 fn several_files_go_into_the_output_folder() {
     let d = tempfile::tempdir().unwrap();
     let (a, b) = (d.path().join("a.wav"), d.path().join("b.wav"));

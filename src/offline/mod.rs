@@ -54,13 +54,18 @@ fn is_wav(p: &Path) -> bool {
     p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"))
 }
 
-fn walk_wavs(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// The WAV files below `dir`, sorted, hidden files left out. `skip` (the output folder,
+/// normalized) is not entered: when it lies inside the input folder, a second run would
+/// otherwise take the first run's results for inputs and nest a copy deeper each time.
+fn walk_wavs(dir: &Path, skip: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
     entries.sort_by_key(|e| e.path());
     for e in entries {
         let p = e.path();
         if p.is_dir() {
-            walk_wavs(&p, out)?;
+            if normalize(&p) != skip {
+                walk_wavs(&p, skip, out)?;
+            }
         } else if is_wav(&p)
             && !p
                 .file_name()
@@ -109,10 +114,11 @@ pub fn plan(inputs: &[PathBuf], output: &Path) -> Result<Plan> {
                 "is a file; with several inputs or a folder, -o must name a folder",
             ));
         }
+        let skip = normalize(output);
         for input in inputs {
             if input.is_dir() {
                 let mut files = Vec::new();
-                walk_wavs(input, &mut files)
+                walk_wavs(input, &skip, &mut files)
                     .map_err(|e| Error::input(input, format!("cannot list folder: {e}")))?;
                 // one folder mirrors straight into OUTPUT; several keep their own names
                 let base = if inputs.len() == 1 {
