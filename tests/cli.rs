@@ -424,6 +424,29 @@ fn rerun_into_an_output_folder_inside_the_input_folder_does_not_clean_the_result
 }
 
 #[test]
+fn a_symlink_to_a_parent_folder_does_not_make_the_walk_go_round() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("rec");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    write_wav(
+        &src.join("a.wav"),
+        48000,
+        16,
+        false,
+        &[signal(4800, 48000, 0)],
+    );
+    std::os::unix::fs::symlink("..", src.join("sub/loop")).unwrap();
+    let out = d.path().join("out");
+    clean_with("identity")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    assert_eq!(files_in(&out), vec![out.join("a.wav")], "each file once");
+}
+
+#[test]
 fn several_files_go_into_the_output_folder() {
     let d = tempfile::tempdir().unwrap();
     let (a, b) = (d.path().join("a.wav"), d.path().join("b.wav"));

@@ -57,14 +57,24 @@ fn is_wav(p: &Path) -> bool {
 /// The WAV files below `dir`, sorted, hidden files left out. `skip` (the output folder,
 /// normalized) is not entered: when it lies inside the input folder, a second run would
 /// otherwise take the first run's results for inputs and nest a copy deeper each time.
-fn walk_wavs(dir: &Path, skip: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// Symbolic links are followed, but no folder is entered twice (`visited`, by canonical
+/// path), so a link to a parent folder cannot make the walk go round.
+fn walk_wavs(
+    dir: &Path,
+    skip: &Path,
+    visited: &mut HashSet<PathBuf>,
+    out: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
+    if !visited.insert(dir.canonicalize()?) {
+        return Ok(());
+    }
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
     entries.sort_by_key(|e| e.path());
     for e in entries {
         let p = e.path();
         if p.is_dir() {
             if normalize(&p) != skip {
-                walk_wavs(&p, skip, out)?;
+                walk_wavs(&p, skip, visited, out)?;
             }
         } else if is_wav(&p)
             && !p
@@ -118,7 +128,7 @@ pub fn plan(inputs: &[PathBuf], output: &Path) -> Result<Plan> {
         for input in inputs {
             if input.is_dir() {
                 let mut files = Vec::new();
-                walk_wavs(input, &skip, &mut files)
+                walk_wavs(input, &skip, &mut HashSet::new(), &mut files)
                     .map_err(|e| Error::input(input, format!("cannot list folder: {e}")))?;
                 // one folder mirrors straight into OUTPUT; several keep their own names
                 let base = if inputs.len() == 1 {
