@@ -564,6 +564,30 @@ fn bad_inputs_are_reported_and_the_rest_of_the_batch_is_processed() {
 }
 
 #[test]
+fn a_dash_for_a_pipe_is_refused_with_a_plain_message() {
+    let d = tempfile::tempdir().unwrap();
+    let inp = d.path().join("in.wav");
+    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    clean_with("identity")
+        .current_dir(d.path())
+        .args(["-", "-o", "o.wav"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("standard input is not supported"));
+    clean_with("identity")
+        .current_dir(d.path())
+        .arg(&inp)
+        .args(["-o", "-"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("standard output is not supported"));
+    assert!(
+        !d.path().join("-").exists(),
+        "no file named '-' was written"
+    );
+}
+
+#[test]
 fn unreadable_input_path_is_an_error() {
     let d = tempfile::tempdir().unwrap();
     clean_with("identity")

@@ -109,6 +109,20 @@ pub type Plan = (Vec<Job>, Vec<(PathBuf, Error)>);
 /// `output`, mirroring the structure below each input folder. Errors here concern the
 /// whole run (unreadable input path, output not a folder); per-file problems come later.
 pub fn plan(inputs: &[PathBuf], output: &Path) -> Result<Plan> {
+    // `-` is the shell convention for a pipe; say so plainly rather than "no such file"
+    let dash = |p: &Path| p.as_os_str() == "-" && !p.exists();
+    if let Some(p) = inputs.iter().find(|p| dash(p)) {
+        return Err(Error::input(
+            p,
+            "reading standard input is not supported: give WAV files or folders",
+        ));
+    }
+    if dash(output) {
+        return Err(Error::output(
+            output,
+            "writing to standard output is not supported: give a file or folder",
+        ));
+    }
     let mut jobs = Vec::new();
     let mut failed = Vec::new();
     let single_file = inputs.len() == 1 && !inputs[0].is_dir();
