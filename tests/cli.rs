@@ -10,6 +10,11 @@ use assert_cmd::Command;
 use common::*;
 use predicates::prelude::*;
 
+/// A 0.1 s 16-bit mono test file (channel `seed` of the test signal).
+fn short_wav(path: &Path, seed: usize) {
+    write_wav(path, 48000, 16, false, &[signal(4800, 48000, seed)]);
+}
+
 fn denoised() -> Command {
     Command::cargo_bin("denoised").unwrap()
 }
@@ -55,7 +60,7 @@ fn usage_errors_exit_2() {
 fn bad_option_values_exit_78_and_name_the_option() {
     let d = tempfile::tempdir().unwrap();
     let inp = d.path().join("in.wav");
-    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    short_wav(&inp, 0);
     clean_with("identity")
         .arg(&inp)
         .arg("-o")
@@ -264,7 +269,7 @@ fn sixty_four_bit_float_wav_is_cleaned_and_written_back_as_64_bit_float() {
 fn quiet_clean_prints_nothing_when_all_goes_well() {
     let d = tempfile::tempdir().unwrap();
     let inp = d.path().join("in.wav");
-    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    short_wav(&inp, 0);
     clean_with("identity")
         .arg(&inp)
         .arg("-o")
@@ -339,7 +344,7 @@ fn pitch_filter_is_on_by_default_and_can_be_switched_off() {
     assert!(off < 1e-5, "{off}");
     let d = tempfile::tempdir().unwrap();
     let inp = d.path().join("in.wav");
-    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    short_wav(&inp, 0);
     clean_with("half_gain")
         .arg(&inp)
         .arg("-o")
@@ -392,20 +397,8 @@ fn rerun_into_an_output_folder_inside_the_input_folder_does_not_clean_the_result
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("rec");
     std::fs::create_dir_all(src.join("day1")).unwrap();
-    write_wav(
-        &src.join("a.wav"),
-        48000,
-        16,
-        false,
-        &[signal(4800, 48000, 0)],
-    );
-    write_wav(
-        &src.join("day1/b.wav"),
-        48000,
-        16,
-        false,
-        &[signal(4800, 48000, 1)],
-    );
+    short_wav(&src.join("a.wav"), 0);
+    short_wav(&src.join("day1/b.wav"), 1);
     let out = src.join("clean");
     for _ in 0..2 {
         // the second run replaces the first run's results instead of taking them as inputs
@@ -428,13 +421,7 @@ fn a_symlink_to_a_parent_folder_does_not_make_the_walk_go_round() {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("rec");
     std::fs::create_dir_all(src.join("sub")).unwrap();
-    write_wav(
-        &src.join("a.wav"),
-        48000,
-        16,
-        false,
-        &[signal(4800, 48000, 0)],
-    );
+    short_wav(&src.join("a.wav"), 0);
     std::os::unix::fs::symlink("..", src.join("sub/loop")).unwrap();
     let out = d.path().join("out");
     clean_with("identity")
@@ -450,8 +437,8 @@ fn a_symlink_to_a_parent_folder_does_not_make_the_walk_go_round() {
 fn several_files_go_into_the_output_folder() {
     let d = tempfile::tempdir().unwrap();
     let (a, b) = (d.path().join("a.wav"), d.path().join("b.wav"));
-    write_wav(&a, 48000, 16, false, &[signal(4800, 48000, 0)]);
-    write_wav(&b, 48000, 16, false, &[signal(4800, 48000, 1)]);
+    short_wav(&a, 0);
+    short_wav(&b, 1);
     let out = d.path().join("out");
     clean_with("identity")
         .arg(&a)
@@ -567,7 +554,7 @@ fn bad_inputs_are_reported_and_the_rest_of_the_batch_is_processed() {
 fn a_dash_for_a_pipe_is_refused_with_a_plain_message() {
     let d = tempfile::tempdir().unwrap();
     let inp = d.path().join("in.wav");
-    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    short_wav(&inp, 0);
     clean_with("identity")
         .current_dir(d.path())
         .args(["-", "-o", "o.wav"])
@@ -604,7 +591,7 @@ fn unreadable_input_path_is_an_error() {
 fn output_folder_not_writable_is_an_error_and_leaves_nothing() {
     let d = tempfile::tempdir().unwrap();
     let inp = d.path().join("in.wav");
-    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    short_wav(&inp, 0);
     // a regular file where a folder is needed: not writable for anyone, root included
     let blocker = d.path().join("blocker");
     std::fs::write(&blocker, "x").unwrap();
@@ -622,7 +609,7 @@ fn output_folder_not_writable_is_an_error_and_leaves_nothing() {
 fn refuses_to_overwrite_the_input() {
     let d = tempfile::tempdir().unwrap();
     let inp = d.path().join("in.wav");
-    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    short_wav(&inp, 0);
     let before = std::fs::read(&inp).unwrap();
     clean_with("identity")
         .arg(&inp)
@@ -639,7 +626,7 @@ fn refuses_to_overwrite_the_input() {
 fn bad_models_give_clear_errors() {
     let d = tempfile::tempdir().unwrap();
     let inp = d.path().join("in.wav");
-    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    short_wav(&inp, 0);
     for (model, needle) in [
         ("corrupt", "not a loadable onnx model"),
         ("bad_rate", "sample_rate_hz"),
@@ -671,7 +658,7 @@ fn bad_models_give_clear_errors() {
 fn missing_onnx_runtime_says_how_to_fix_it() {
     let d = tempfile::tempdir().unwrap();
     let inp = d.path().join("in.wav");
-    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    short_wav(&inp, 0);
     clean_with("identity")
         .env("ORT_DYLIB_PATH", d.path().join("nope/libonnxruntime.so"))
         .arg(&inp)
@@ -690,7 +677,7 @@ fn cuda_provider_fails_clearly_without_cuda() {
     // The CPU build of ONNX Runtime (what CI installs) has no CUDA provider.
     let d = tempfile::tempdir().unwrap();
     let inp = d.path().join("in.wav");
-    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    short_wav(&inp, 0);
     let mut c = denoised();
     c.args(["clean", "-q", "--provider", "cuda", "--model"])
         .arg(fixture_model("identity"))
@@ -712,7 +699,7 @@ fn cuda_provider_fails_clearly_without_cuda() {
 fn auto_provider_falls_back_to_cpu_and_says_so() {
     let d = tempfile::tempdir().unwrap();
     let inp = d.path().join("in.wav");
-    write_wav(&inp, 48000, 16, false, &[signal(4800, 48000, 0)]);
+    short_wav(&inp, 0);
     let mut c = denoised();
     c.args(["clean", "--provider", "auto", "--model"])
         .arg(fixture_model("identity"))
