@@ -37,6 +37,10 @@
       which bands speech dominates, beyond the model's own band gains and beyond the
       frame-local inputs (band level, flatness, level above the noise floor): the area
       under the ROC curve of small logistic fits, on half of the items, scored on the rest.
+  python diagnose.py score /tmp/once /tmp/twice [--worst 14]
+      folders of outputs of the set's noisy items (e.g. `denoised clean cache/eval/noisy -o
+      /tmp/once` with some option, or run twice) scored like evaluate.py beside RNNoise; with
+      --worst N also the N items where the first folder trails RNNoise most.
   python diagnose.py by-voice --model ../denoiser.onnx
       PESQ-WB and STOI of the noisy input, the model (through `denoised clean`) and RNNoise
       per held-out voice: which voice each item's speech came from is found by matching its
@@ -585,6 +589,22 @@ def by_voice(model):
               f"({np.mean(r[:, 1] - r[:, 2]):+.2f})   {r[:, 3].mean():.3f} / {r[:, 4].mean():.3f} / {r[:, 5].mean():.3f}")
 
 
+def score(folders, worst=0):
+    meta = json.loads((ev.EVAL / "meta.json").read_text())
+    dirs = {Path(f).name: Path(f) for f in folders}
+    dirs["rnnoise"] = ev.EVAL / "out_rnnoise"
+    results = {name: ev.score_dir(d, meta, ev.EVAL) for name, d in dirs.items()}
+    print(ev.table(ev.summarize(results, meta)))
+    if worst:
+        first = next(iter(dirs))
+        gaps = sorted(range(len(meta)), key=lambda i: results[first][i]["pesq_wb"] - results["rnnoise"][i]["pesq_wb"])
+        print(f"\nitems where {first} trails RNNoise most (PESQ-WB / noise reduction dB / SI-SDR dB):")
+        for i in gaps[:worst]:
+            m = meta[i]
+            cells = "  ".join(f"{n} {r[i]['pesq_wb']:.2f} / {r[i]['nr_db']:.1f} / {r[i]['si_sdr']:.1f}" for n, r in results.items())
+            print(f"{m['file']} {m.get('voice', '?')} {m['snr_db']:+d} dB {m['noise']}: {cells}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -610,6 +630,9 @@ def main():
     d.add_argument("--against", default=None, help="a folder of `denoised clean --pitch-filter=false` outputs of --model")
     pc = sub.add_parser("pitch-corr")
     pc.add_argument("--model", default=str(ev.ROOT / "models" / "denoiser.onnx"))
+    sc = sub.add_parser("score")
+    sc.add_argument("folders", nargs="+", help="folders of outputs, one file per item of the set")
+    sc.add_argument("--worst", type=int, default=0)
     bv = sub.add_parser("by-voice")
     bv.add_argument("--model", default=str(ev.ROOT / "models" / "denoiser.onnx"))
     args = ap.parse_args()
@@ -629,6 +652,8 @@ def main():
         pitch_corr(args.model)
     elif args.cmd == "by-voice":
         by_voice(args.model)
+    elif args.cmd == "score":
+        score(args.folders, args.worst)
     elif args.cmd == "oracle":
         oracle()
     else:
