@@ -1,7 +1,8 @@
 //! Reading and writing WAV files with `hound`: 8/16/24/32-bit integer PCM and 32-bit float,
-//! any channel count; 64-bit float, which hound cannot handle, goes through `wav_f64`. Samples become f32 in [-1, 1], one Vec per channel. Writing goes to
-//! a temporary file in the destination folder, which is renamed over the destination only
-//! when complete, so a failure never leaves a partial output behind.
+//! any channel count; 64-bit float, which hound cannot handle, goes through `wav_f64`.
+//! Samples become f32 in [-1, 1], one Vec per channel. Writing goes to a temporary file in
+//! the destination folder, which is renamed over the destination only when complete, so a
+//! failure never leaves a partial output behind.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
