@@ -248,9 +248,9 @@ def _resampled_segments(buf, starts, lens, n, L, gen, speed):
 def speed_change(x, speed):
     """Each row of x (n, L) played `speed` (n, 1) times faster: y[t] = x[t * speed], by
     4-point cubic (Catmull-Rom) interpolation, whose response stays within 1.5 dB up to
-    12 kHz (checks.py) where linear interpolation loses up to 2 dB at 10 kHz. Beyond the row's end the
-    output is silence. Pitch and formants move together, as in Kaldi's speed perturbation:
-    the same talker with a shorter or longer vocal tract."""
+    12 kHz (checks.py) where linear interpolation loses up to 2 dB at 10 kHz. Beyond the
+    row's end the output is silence. Pitch and formants move together, as in Kaldi's speed
+    perturbation: the same talker with a shorter or longer vocal tract."""
     n, L = x.shape
     pos = torch.arange(L, device=x.device, dtype=x.dtype)[None, :] * speed
     i1 = pos.floor().long()
