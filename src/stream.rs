@@ -1,12 +1,15 @@
 //! One stream's hop-by-hop denoiser: STFT analysis -> model (T=1, carried state) ->
-//! gains (and deep filter, for a model with one) -> synthesis. The live worker runs one per channel; the bench times it.
+//! lookahead delay (for a model with lookahead) -> gains (and deep filter, for a model
+//! with one) -> synthesis. The live worker runs one per channel; the bench times it.
 //!
 //! Everything is allocated in `new()`. `process_hop` allocates nothing itself; only the
 //! model call inside it (ONNX Runtime) may, which is why it can be exempted separately.
 
 use realfft::num_complex::Complex32;
 
-use crate::dsp::{DeepFilter, GainParams, HOP_SIZE, N_BINS, PitchFilter, Stft, apply_gain_stage};
+use crate::dsp::{
+    DeepFilter, GainParams, HOP_SIZE, LookaheadDelay, N_BINS, PitchFilter, Stft, apply_gain_stage,
+};
 use crate::error::Result;
 use crate::model::{FrameOutputs, Model, ModelState};
 
@@ -23,8 +26,12 @@ pub struct StreamDenoiser {
     /// always fed, so that switching it on mid-stream finds a current history
     pitch: PitchFilter,
     deep: DeepFilter,
+    lookahead: LookaheadDelay,
     state: ModelState,
+    /// after `analyze`: the frame the next gains belong to (`lookahead` frames back)
     spec: Vec<Complex32>,
+    /// that frame's input hop, for the pitch filter
+    hop: Vec<f32>,
     flat: Vec<f32>,
     gains: Vec<f32>,
     df_coefs: Vec<f32>,
@@ -43,6 +50,8 @@ impl StreamDenoiser {
             spec: stft.make_spectrum(),
             stft,
             pitch: PitchFilter::new(),
+            lookahead: model.new_lookahead(),
+            hop: vec![0.0; HOP_SIZE],
             state: model.new_state(),
             flat: vec![0.0; N_BINS * 2],
             gains: vec![0.0; N_BINS],
@@ -54,13 +63,17 @@ impl StreamDenoiser {
 
     /// Input-to-output delay of this processor, in samples at 48 kHz.
     pub fn latency_samples(&self) -> usize {
-        self.stft.latency_samples() + self.pitch.latency_samples() + self.deep.latency_samples()
+        self.stft.latency_samples()
+            + self.lookahead.latency_samples()
+            + self.pitch.latency_samples()
+            + self.deep.latency_samples()
     }
 
     pub fn reset(&mut self) {
         self.stft.reset();
         self.pitch.reset();
         self.deep.reset();
+        self.lookahead.reset();
         self.state.reset();
     }
 
@@ -68,11 +81,14 @@ impl StreamDenoiser {
     pub fn analyze(&mut self, input: &[f32]) {
         debug_assert_eq!(input.len(), HOP_SIZE);
         self.stft.analyze(input, &mut self.spec);
-        self.pitch.push_hop(input);
         for (k, c) in self.spec.iter().enumerate() {
             self.flat[2 * k] = c.re;
             self.flat[2 * k + 1] = c.im;
         }
+        // the model hears this frame; the gains it gives belong to the delayed one
+        self.hop.copy_from_slice(input);
+        self.lookahead.exchange(&mut self.spec, &mut self.hop);
+        self.pitch.push_hop(&self.hop);
     }
 
     /// The model call for the analysed hop (ONNX Runtime may allocate here).

@@ -632,6 +632,7 @@ fn bad_models_give_clear_errors() {
         ("bad_rate", "sample_rate_hz"),
         ("no_contract", "denoised.contract"),
         ("bad_bins", "expected float32 [1, t, 481, 2]"),
+        ("bad_lookahead", "`lookahead_frames` = 9: at most 4 frames"),
         ("no_state_out", "state_out_h"),
         (
             "bad_df",

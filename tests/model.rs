@@ -135,6 +135,73 @@ fn deep_filter_unit_tap_delays_the_low_band_by_one_hop() {
 }
 
 #[test]
+fn lookahead_model_streams_like_offline_and_reports_its_delay() {
+    // tiny_gru_la2: the tiny GRU declaring 2 frames of lookahead. The stream's delay grows
+    // by two hops, and offline cleaning (any chunking) still equals the stream with that
+    // delay taken off, the pitch filter on as by default.
+    let mut model = load("tiny_gru_la2");
+    assert_eq!(model.spec().lookahead_frames, 2);
+    let plain = StreamDenoiser::new(&load("tiny_gru"), GainParams::default());
+    let s = StreamDenoiser::new(&model, GainParams::default());
+    assert_eq!(s.latency_samples(), plain.latency_samples() + 2 * HOP_SIZE);
+    for frames_per_call in [1, 7, 500] {
+        let err = stream_vs_offline(
+            &mut model,
+            &input(48000),
+            GainParams::default(),
+            frames_per_call,
+        );
+        assert!(
+            err <= 1e-4,
+            "chunks of {frames_per_call}: live vs offline {err}"
+        );
+    }
+}
+
+#[test]
+fn lookahead_gains_land_on_the_frame_lookahead_hops_back() {
+    // gate / gate_la2: gains 1 on a frame with any energy, else 0. A tone burst through the
+    // gate without lookahead comes out whole. With 2 frames of lookahead each frame gets
+    // the gate of the frame two hops later: the burst's start is kept (the frames after it
+    // are loud), its last hop of input falls in the two frames whose gates look past the
+    // end, and goes (the aligned output is zero there), while the middle is untouched.
+    let (start, end) = (20 * HOP_SIZE, 60 * HOP_SIZE);
+    let x: Vec<f32> = (0..48000)
+        .map(|i| {
+            if (start..end).contains(&i) {
+                0.5 * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 48000.0).sin()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let p = GainParams {
+        attenuation_limit_db: 120.0,
+        wet: 1.0,
+        pitch_filter: false,
+    };
+    let energy = |v: &[f32]| v.iter().map(|a| a * a).sum::<f32>();
+    let (whole, _) = denoise_channel(&mut load("gate"), &x, &p, 64, &mut |_| {}).unwrap();
+    assert!(
+        max_abs_diff(&whole, &x) < 1e-4,
+        "{}",
+        max_abs_diff(&whole, &x)
+    );
+    let (y, _) = denoise_channel(&mut load("gate_la2"), &x, &p, 64, &mut |_| {}).unwrap();
+    let last_hop = end - HOP_SIZE..end;
+    assert!(
+        energy(&y[last_hop.clone()]) < 1e-6 * energy(&x[last_hop.clone()]),
+        "the burst's last hop should be gone: {} of {}",
+        energy(&y[last_hop.clone()]),
+        energy(&x[last_hop])
+    );
+    let middle = start..end - 2 * HOP_SIZE;
+    let first_hop = start..start + HOP_SIZE;
+    assert!(max_abs_diff(&y[middle.clone()], &x[middle]) < 1e-4);
+    assert!(max_abs_diff(&y[first_hop.clone()], &x[first_hop]) < 1e-4);
+}
+
+#[test]
 fn pitch_filter_switched_on_mid_stream_matches_offline_with_it_on() {
     // The stream feeds the filter's history while it is off, so switching it on (a config
     // reload) gives at once what a stream that always had it on gives.

@@ -44,8 +44,8 @@ fn per_hop_dsp_does_not_allocate() {
 
 #[test]
 fn stream_denoiser_hop_does_not_allocate_outside_the_model_call() {
-    // tiny_gru: gains only; df_delay: gains and deep-filter taps
-    for name in ["tiny_gru", "df_delay"] {
+    // tiny_gru: gains only; df_delay: gains and deep-filter taps; tiny_gru_la2: lookahead
+    for name in ["tiny_gru", "df_delay", "tiny_gru_la2"] {
         let mut model = Model::load(&fixture_model(name), &LoadOptions::default()).unwrap();
         let mut s = StreamDenoiser::new(&model, GainParams::default());
         let input = noise(HOP_SIZE * 20, 0.5, 2);

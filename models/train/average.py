@@ -25,6 +25,9 @@ def main():
     for p, st in zip(args.ckpts, states):
         if st.keys() != keys or any(st[k].shape != states[0][k].shape for k in keys):
             raise SystemExit(f"{p}: not the same architecture as {args.ckpts[0]}")
+    lookahead = {c.get("lookahead", 0) for c in ckpts}
+    if len(lookahead) > 1:  # the same weights, but their gains belong to different frames
+        raise SystemExit(f"the checkpoints were trained with different lookahead: {sorted(lookahead)}")
     avg = {k: sum(st[k].float() for st in states) / len(states) for k in keys}
     avg = {k: v.to(torch.float16 if args.half and v.is_floating_point() else states[0][k].dtype)
            for k, v in avg.items()}
@@ -32,7 +35,8 @@ def main():
     step = max(c.get("step", 0) for c in ckpts)
     used_s = max(c.get("used_s", 0.0) for c in ckpts)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(dict(model=avg, step=step, used_s=used_s, averaged=list(args.ckpts)), args.out)
+    torch.save(dict(model=avg, step=step, used_s=used_s, averaged=list(args.ckpts), lookahead=lookahead.pop()),
+               args.out)
     print(f"averaged {len(states)} checkpoints into {args.out}")
 
 

@@ -24,6 +24,10 @@ Run after changing vae.py; exits non-zero on the first failure.
 - import_onnx: an exported model with every optional part reads back weight for weight
   (by its probe export and by a saved element map),
   and the shipped models/denoiser.onnx reads back into a model that reproduces the file.
+- train.losses with lookahead (--lookahead): the target is the clean signal delayed by
+  whole hops, and the gains the model gives with frame t land on frame t - L: an energy
+  gate cuts a tone burst's last hop with L = 2 and keeps its start, as the Rust fixture
+  test (tests/model.rs, gate_la2) finds for `denoised`.
 - build_independent.median_f0_hz (the independent set's male-voice screen): pulse trains at
   95-260 Hz come back at their F0, and white noise is not voiced.
 """
@@ -240,6 +244,40 @@ def check_import_onnx():
           f"model read back matches its file within {d_tb:.1e}")
 
 
+def check_lookahead():
+    import train
+    from vae import HOP
+    L, n = 2, 48000
+    start, end = 20 * HOP, 60 * HOP
+    t = torch.arange(n, dtype=torch.float32)
+    x = torch.where((t >= start) & (t < end), 0.5 * torch.sin(2 * math.pi * 1000.0 * t / 48000), torch.zeros(n))[None]
+    win = vae.sqrt_hann()
+
+    def gate(model, X, sample, state=None):  # gains 1 on a frame with energy, else 0
+        T = X.shape[1]
+        g = ((X.abs() ** 2).sum(-1, keepdim=True) > 1.0).float().expand(1, T, vae.BINS)
+        z = torch.zeros(1, T, 4)
+        return g, torch.full((1, T), 0.5), z, z, None, None
+
+    real = train.run_model
+    train.run_model = gate
+    try:
+        outs = {la: train.losses(None, x, x, win, 0.0, sample=False, weights=dict(lookahead=la))[2] for la in (0, L)}
+    finally:
+        train.run_model = real
+    (y0, s0), (y2, s2) = outs[0], outs[L]
+    m = y0.shape[1]
+    assert (s2[0, L * HOP : m] - x[0, : m - L * HOP]).abs().max() < 1e-4, "the target is the clean signal L hops late"
+    assert (y0 - s0).abs().max() < 1e-4, "without lookahead the gate passes the burst whole"
+    # in the delayed signal the burst ends at end + L * HOP; its last input hop is gone
+    last = y2[0, end + (L - 1) * HOP : end + L * HOP]
+    assert last.pow(2).sum() < 1e-6 * s2[0, end + (L - 1) * HOP : end + L * HOP].pow(2).sum(), "the last hop is cut"
+    first = slice(start + L * HOP, start + (L + 1) * HOP)
+    assert (y2[0, first] - s2[0, first]).abs().max() < 1e-4, "the burst's start is kept"
+    print(f"ok  lookahead: target {L} hops late; a gate's gains land {L} frames back (the burst's last hop cut, "
+          f"its start kept)")
+
+
 def check_median_f0():
     """build_independent.median_f0_hz, which picks the independent set's male voices: a
     decaying pulse train at a known F0 comes back at that F0 (within a lag step), and white
@@ -296,6 +334,7 @@ def main():
     check_perceptual_loss()
     check_pitch_filter()
     check_import_onnx()
+    check_lookahead()
     check_median_f0()
     check_speed_change()
     return 0

@@ -131,6 +131,8 @@ def main():
         "training_steps": st["step"],
         "parameters": n_params,
         "macs_per_second": vae.count_macs_per_frame(model) * SR // HOP,
+        # train.py --lookahead: the gains of frame t belong to frame t - N
+        "lookahead_frames": int(st.get("lookahead", 0)),
     })
     export(model, Path(args.out), meta)
     d_tb, d_bs = parity(model, args.out)

@@ -185,7 +185,8 @@ def main():
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
-    torch.save(dict(model=model.state_dict(), step=int(meta.get("training_steps", 0)), used_s=0.0), tmp)
+    torch.save(dict(model=model.state_dict(), step=int(meta.get("training_steps", 0)), used_s=0.0,
+                    lookahead=int(meta.get("lookahead_frames", 0))), tmp)
     tmp.replace(out)
     print(f"wrote {out} (training_steps {meta.get('training_steps', '?')} from the file's metadata)")
     return 0

@@ -158,13 +158,28 @@ def carry_state(state, gen):
     return out
 
 
+def delay(x, samples):
+    """x [B, L] delayed by `samples` (zeros in front), the same length."""
+    return F.pad(x, (samples, 0))[:, : x.shape[1]] if samples else x
+
+
 def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None):
-    """weights: dict(asym_weight, onset_weight, hf_weight) for spec_loss (defaults if None)."""
+    """weights: dict(asym_weight, onset_weight, hf_weight) for spec_loss (defaults if None),
+    plus pesq_weight, pitch_filter and lookahead (frames, see --lookahead).
+    Returns (loss, parts, (enhanced, clean target), next state); with lookahead the target
+    is the clean signal delayed by lookahead * HOP samples."""
     weights = dict(weights or {})
     pesq_weight = weights.pop("pesq_weight", 0.0)
     with_pitch = weights.pop("pitch_filter", False)
+    lookahead = weights.pop("lookahead", 0)
+    gains, prob, mu, logvar, nxt, df = run_model(model, stft(noisy, win), sample, state)
+    # With lookahead the gains of frame t (the model has heard the input up to frame t) go
+    # to frame t - lookahead: the input and the target delayed by whole hops, whose frames
+    # are exactly the undelayed ones shifted (frame t covers t*HOP .. t*HOP + N_FFT). The
+    # delayed input's first frames hold the previous example's end in a carried stream;
+    # here they are zeros, as gains on zeros they cost nothing.
+    noisy, clean = delay(noisy, lookahead * HOP), delay(clean, lookahead * HOP)
     X, S = stft(noisy, win), stft(clean, win)
-    gains, prob, mu, logvar, nxt, df = run_model(model, X, sample, state)
     base = None
     if with_pitch:  # what denoised resynthesises by default: the gains on the pitch-filtered spectrum
         P = pitch.pitch_frames(noisy, win)
@@ -240,6 +255,9 @@ def main():
     ap.add_argument("--speech-speed", type=float, default=0.0,
                     help="speed perturbation of the training speech: half of the segments played at a speed within "
                          "1/(1+S) .. 1+S (mixer.speed_change; pitch and formants move together); 0 = off; validation keeps 0")
+    ap.add_argument("--lookahead", type=int, default=None,
+                    help="frames of lookahead: the gains of frame t go to frame t - N (N x 10 ms more latency, "
+                         "contract metadata lookahead_frames); default: --init's or the run's, else 0")
     ap.add_argument("--model-copy", default=None, help="also write the weights alone (no optimiser) here at every save")
     ap.add_argument("--init", default=None, help="warm-start from a checkpoint (a narrower model's weights are "
                     "widened to --hidden / --conv-ch / --flatness / --noise-floor, see vae.widen_weights)")
@@ -305,8 +323,15 @@ def main():
     gen = torch.Generator(device=dev)
     gen.manual_seed(args.seed)
     step, used_s = 0, 0.0
+    lookahead = args.lookahead if args.lookahead is not None else \
+        (torch.load(args.init, map_location="cpu").get("lookahead", 0) if args.init else 0)
+    if not 0 <= lookahead <= 4:
+        sys.exit(f"--lookahead must be within 0..4 frames, not {lookahead}")
     if ckpt.exists():
         st = torch.load(ckpt, map_location=dev)
+        if args.lookahead is not None and args.lookahead != st.get("lookahead", 0):
+            sys.exit(f"--lookahead {args.lookahead}: the run in {run} was trained with {st.get('lookahead', 0)}")
+        lookahead = st.get("lookahead", 0)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         step, used_s = st["step"], st["used_s"]
@@ -328,11 +353,13 @@ def main():
     if args.eval_only and not vbatch:
         sys.exit("--eval-only needs the validation split (drop --no-val)")
     if args.eval_only:
-        vl, imp = validate(model, vbatch, win, args.beta)
+        vl, imp = validate(model, vbatch, win, args.beta, lookahead)
         print("VAL", json.dumps(dict(step=step, val_loss=vl, val_si_sdr_gain_db=imp)), flush=True)
         return
     weights = dict(asym_weight=args.asym_weight, onset_weight=args.onset_weight, hf_weight=args.hf_weight,
-                   pesq_weight=args.pesq_weight, pitch_filter=args.pitch_filter)
+                   pesq_weight=args.pesq_weight, pitch_filter=args.pitch_filter, lookahead=lookahead)
+    if lookahead:
+        print(f"lookahead {lookahead} frames: the gains of frame t go to frame t - {lookahead}", flush=True)
     log = open(run / "log.jsonl", "a")
     t0 = time.time()
     state = None
@@ -361,38 +388,40 @@ def main():
         if step % args.eval_every == 0:
             rec = dict(step=step, minutes=round((used_s + time.time() - t0) / 60, 2), **parts)
             if vbatch:
-                vl, imp = validate(model, vbatch, win, beta)
+                vl, imp = validate(model, vbatch, win, beta, lookahead)
                 rec.update(val_loss=vl, val_si_sdr_gain_db=imp)
                 print("VAL", json.dumps(rec), flush=True)
             log.write(json.dumps(rec) + "\n")
             log.flush()
-            save(model, opt, step, used_s + time.time() - t0, run, args.model_copy)
-    save(model, opt, step, used_s + time.time() - t0, run, args.model_copy)
+            save(model, opt, step, used_s + time.time() - t0, run, args.model_copy, lookahead)
+    save(model, opt, step, used_s + time.time() - t0, run, args.model_copy, lookahead)
     print(f"done: step {step}", flush=True)
 
 
-def validate(model, vbatch, win, beta):
+def validate(model, vbatch, win, beta, lookahead=0):
     """(validation loss, mean SI-SDR gain in dB over the examples that hold speech), every
     example run from a zero state."""
     model.eval()
     with torch.no_grad():
         vl, imp = 0.0, []
         for noisy, clean, _ in vbatch:
-            loss, _, (y, s), _ = losses(model, noisy, clean, win, beta, sample=False)
+            loss, _, (y, s), _ = losses(model, noisy, clean, win, beta, sample=False,
+                                        weights=dict(lookahead=lookahead))
             vl += loss.item() / len(vbatch)
-            n = noisy[:, : y.shape[1]]
+            n = delay(noisy, lookahead * HOP)[:, : y.shape[1]]
             ok = s.pow(2).mean(-1) > 1e-10
             imp.append((si_sdr(y, s) - si_sdr(n, s))[ok])
     return vl, torch.cat(imp).mean().item()
 
 
-def save(model, opt, step, used_s, run, model_copy=None):
+def save(model, opt, step, used_s, run, model_copy=None, lookahead=0):
     tmp = run / "last.pt.tmp"
-    torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, used_s=used_s), tmp)
+    torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, used_s=used_s,
+                    lookahead=lookahead), tmp)
     os.replace(tmp, run / "last.pt")
     if model_copy:  # small enough to come back from a lent machine (its files are capped)
         tmp = Path(model_copy + ".tmp")
-        torch.save(dict(model=model.state_dict(), step=step, used_s=used_s), tmp)
+        torch.save(dict(model=model.state_dict(), step=step, used_s=used_s, lookahead=lookahead), tmp)
         os.replace(tmp, model_copy)
 
 

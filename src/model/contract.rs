@@ -1,8 +1,9 @@
 //! The model contract (version 1), checked when a model is loaded. See models/README.md.
 //!
 //! metadata_props: `denoised.contract` = "1", `sample_rate_hz` = 48000, `fft_size` = 960,
-//! `hop_size` = 480, `window` = "sqrt-hann", `bins` = 481, `lookahead_frames` = 0,
-//! `output` = "gains" (optional: `name`, anything else).
+//! `hop_size` = 480, `window` = "sqrt-hann", `bins` = 481, `lookahead_frames` = 0 to
+//! [`MAX_LOOKAHEAD_FRAMES`] (the gains returned with frame t belong to frame t - L, see
+//! `dsp::lookahead`), `output` = "gains" (optional: `name`, anything else).
 //! Inputs: `spec` f32 [1, T, 481, 2] (re, im of the unnormalised rfft of the sqrt-Hann
 //! windowed frame, audio in [-1, 1]) and `state_in_<k>` f32 tensors of fixed shape.
 //! Outputs: `gains` f32 [1, T, 481] in [0, 1], optional `speech_prob` [1, T],
@@ -25,6 +26,10 @@ pub const CONTRACT_VERSION: &str = "1";
 /// Most deep-filter taps per bin a model may ask for (DeepFilterNet uses 5): the history
 /// the stream keeps grows with it.
 pub const MAX_DF_ORDER: usize = 32;
+
+/// Most lookahead a model may declare: 4 frames, 40 ms on top of the STFT's 20 ms
+/// (DeepFilterNet 3 uses 2). More would no longer suit a call.
+pub const MAX_LOOKAHEAD_FRAMES: usize = 4;
 
 /// One recurrent state tensor: fed back from `out_name` to `in_name` every call.
 #[derive(Clone, Debug, PartialEq)]
@@ -135,11 +140,21 @@ pub fn validate(path: &Path, session: &Session) -> Result<ModelSpec> {
     let fft_size = num("fft_size", FFT_SIZE, "")?;
     let hop_size = num("hop_size", HOP_SIZE, "")?;
     let bins = num("bins", N_BINS, "")?;
-    let lookahead_frames = num(
-        "lookahead_frames",
-        0,
-        "; models with lookahead are not supported yet",
-    )?;
+    let lookahead_frames = match get("lookahead_frames")?.parse::<usize>() {
+        Ok(n) if n <= MAX_LOOKAHEAD_FRAMES => n,
+        Ok(n) => {
+            return Err(err(format!(
+                "metadata `lookahead_frames` = {n}: at most {MAX_LOOKAHEAD_FRAMES} frames ({} ms) are supported",
+                MAX_LOOKAHEAD_FRAMES * 10
+            )));
+        }
+        Err(_) => {
+            return Err(err(format!(
+                "metadata `lookahead_frames` = {:?} is not a number",
+                get("lookahead_frames")?
+            )));
+        }
+    };
     let window = get("window")?;
     if window != "sqrt-hann" {
         return Err(err(format!(

@@ -21,7 +21,7 @@ use ort::value::TensorRef;
 pub use contract::{ModelSpec, StateSpec};
 pub use runtime::{Provider, ensure_runtime};
 
-use crate::dsp::{DeepFilter, N_BINS};
+use crate::dsp::{DeepFilter, LookaheadDelay, N_BINS};
 use crate::error::{Error, Result};
 
 /// How to build a session.
@@ -152,6 +152,11 @@ impl Model {
     /// A new stream's deep filter for this model (one that does nothing without taps).
     pub fn new_deep_filter(&self) -> DeepFilter {
         DeepFilter::new(self.spec.deep_filter)
+    }
+
+    /// A new stream's lookahead delay for this model (a pass-through without lookahead).
+    pub fn new_lookahead(&self) -> LookaheadDelay {
+        LookaheadDelay::new(self.spec.lookahead_frames)
     }
 
     /// Zeroed recurrent state for a new stream.

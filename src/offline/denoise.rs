@@ -1,7 +1,8 @@
 //! Denoising one 48 kHz channel offline: the same STFT and gain code as the live path,
-//! with the model run on many frames per call (the model is causal with no lookahead,
-//! so chunked calls with carried state equal one streaming call per hop).
-//! The output is aligned with the input: the STFT delay is compensated.
+//! with the model run on many frames per call (the model is causal, so chunked calls with
+//! carried state equal one streaming call per hop; a model with lookahead gets its frames
+//! through the same `LookaheadDelay` as the stream).
+//! The output is aligned with the input: the STFT and lookahead delays are compensated.
 
 use realfft::num_complex::Complex32;
 
@@ -27,7 +28,8 @@ pub fn denoise_channel(
 ) -> Result<(Vec<f32>, ChannelStats)> {
     let chunk = frames_per_call.max(1);
     let mut stft = Stft::new();
-    let latency = stft.latency_samples();
+    let mut lookahead = model.new_lookahead();
+    let latency = stft.latency_samples() + lookahead.latency_samples();
     let n_hops = (x.len() + latency).div_ceil(HOP_SIZE);
     let mut padded = x.to_vec();
     padded.resize(n_hops * HOP_SIZE, 0.0);
@@ -43,6 +45,7 @@ pub fn denoise_channel(
     let mut gains = vec![0.0f32; chunk * N_BINS];
     let mut prob = vec![0.0f32; chunk];
     let mut unc = vec![0.0f32; chunk];
+    let mut hop_in = vec![0.0f32; HOP_SIZE];
     let mut stats = ChannelStats {
         hops: n_hops,
         ..Default::default()
@@ -74,8 +77,11 @@ pub fn denoise_channel(
         for f in 0..t {
             let h = hop + f;
             let spec = &mut specs[f * N_BINS..(f + 1) * N_BINS];
-            // the filter's history follows the hop being resynthesised, not the analysis above
-            pitch.push_hop(&padded[h * HOP_SIZE..(h + 1) * HOP_SIZE]);
+            // the gains belong to the frame `lookahead` hops back, and the filter's history
+            // follows the hop being resynthesised, not the analysis above
+            hop_in.copy_from_slice(&padded[h * HOP_SIZE..(h + 1) * HOP_SIZE]);
+            lookahead.exchange(spec, &mut hop_in);
+            pitch.push_hop(&hop_in);
             let g = &gains[f * N_BINS..(f + 1) * N_BINS];
             let taps = &df_coefs[f * df_per_frame..(f + 1) * df_per_frame];
             stats.nonfinite_gains +=
