@@ -197,49 +197,57 @@ fn pitch_filter_is_settable_live() {
 fn measured_added_latency_equals_the_reported_budget() {
     // A timestamped click through the identity model: where it comes out, minus where it
     // went in, is the latency the engine adds (device buffers excluded: this simulated
-    // device has none).
-    let mut s = sim(
-        "identity",
-        0,
-        GainParams {
-            attenuation_limit_db: 0.0,
-            wet: 1.0,
-            pitch_filter: false,
-        },
-    );
-    let mut x = vec![0.0f32; 48000];
-    let click_at = 12_345;
-    x[click_at] = 1.0;
-    let mut out = Vec::new();
-    for b in x.chunks(BLOCK) {
-        s.cap.on_input(b);
-        s.worker.step().unwrap();
-        let mut o = vec![0.0f32; BLOCK];
-        s.play.on_output(&mut o);
-        out.extend_from_slice(&o);
+    // device has none). identity_la2 declares 2 frames of lookahead: 960 samples more,
+    // reported and measured.
+    let mut reports = Vec::new();
+    for model in ["identity", "identity_la2"] {
+        let mut s = sim(
+            model,
+            0,
+            GainParams {
+                attenuation_limit_db: 0.0,
+                wet: 1.0,
+                pitch_filter: false,
+            },
+        );
+        let mut x = vec![0.0f32; 48000];
+        let click_at = 12_345;
+        x[click_at] = 1.0;
+        let mut out = Vec::new();
+        for b in x.chunks(BLOCK) {
+            s.cap.on_input(b);
+            s.worker.step().unwrap();
+            let mut o = vec![0.0f32; BLOCK];
+            s.play.on_output(&mut o);
+            out.extend_from_slice(&o);
+        }
+        let got = out
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+            .unwrap()
+            .0;
+        let measured = got - click_at;
+        // reported: hop wait + STFT + lookahead (the playback margin is 0 here); the hop
+        // wait really depends on how the device's blocks fall on hop boundaries, hence the
+        // tolerance
+        let reported = s.worker.latency_samples();
+        eprintln!(
+            "{model}: click measured {measured} samples ({:.2} ms), worker reports {reported} samples",
+            measured as f64 / 48.0
+        );
+        assert!(
+            measured <= reported + BLOCK,
+            "{model}: measured {measured} > reported {reported} + one block"
+        );
+        assert!(
+            measured >= reported - HOP_SIZE,
+            "{model}: measured {measured} < reported {reported} - one hop"
+        );
+        reports.push((measured, reported));
     }
-    let got = out
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-        .unwrap()
-        .0;
-    let measured = got - click_at;
-    // reported: hop wait + STFT (the playback margin is 0 here); the hop wait really
-    // depends on how the device's blocks fall on hop boundaries, hence the tolerance
-    let reported = s.worker.latency_samples();
-    eprintln!(
-        "click measured {measured} samples ({:.2} ms), worker reports {reported} samples",
-        measured as f64 / 48.0
-    );
-    assert!(
-        measured <= reported + BLOCK,
-        "measured {measured} > reported {reported} + one block"
-    );
-    assert!(
-        measured >= reported - HOP_SIZE,
-        "measured {measured} < reported {reported} - one hop"
-    );
+    assert_eq!(reports[1].1 - reports[0].1, 2 * HOP_SIZE);
+    assert_eq!(reports[1].0 - reports[0].0, 2 * HOP_SIZE);
 }
 
 /// Input and output devices with independent clocks `ppm` apart, for `seconds` of
