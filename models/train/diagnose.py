@@ -41,6 +41,13 @@
       folders of outputs of the set's noisy items (e.g. `denoised clean cache/eval/noisy -o
       /tmp/once` with some option, or run twice) scored like evaluate.py beside RNNoise; with
       --worst N also the N items where the first folder trails RNNoise most.
+  python diagnose.py onset-profile cache/eval/out_compare_a cache/eval/out_compare_b
+      where inside the word onsets the energy goes: at every onset of evaluate.py's onset
+      loss (the first 10 ms frame within 30 dB of the item's loudest after >= 100 ms
+      below), output / clean energy of each of the 5 frames it measures and of the 3
+      before, summed over the set's onsets, in dB, beside RNNoise; then the spread of the
+      per-onset losses (whose mean is the onset loss) and that mean by how loud the onset
+      is against the item's loudest frame.
   python diagnose.py by-voice --model ../denoiser.onnx
       PESQ-WB and STOI of the noisy input, the model (through `denoised clean`) and RNNoise
       per held-out voice: which voice each item's speech came from is found by matching its
@@ -605,6 +612,49 @@ def score(folders, worst=0):
             print(f"{m['file']} {m.get('voice', '?')} {m['snr_db']:+d} dB {m['noise']}: {cells}")
 
 
+def onset_profile(folders, before=3, after=5):
+    meta = json.loads((ev.EVAL / "meta.json").read_text())
+    dirs = {Path(f).name: Path(f) for f in folders}
+    dirs["rnnoise"] = ev.EVAL / "out_rnnoise"
+    offsets = list(range(-before, after))
+    sums = {n: np.zeros((len(offsets), 2)) for n in dirs}  # (clean, output) energy per offset
+    losses = {n: [] for n in dirs}  # per onset: (loss dB, onset level below the item's peak dB)
+    n_onsets = 0
+    for m in meta:
+        ref, _ = sf.read(ev.EVAL / "clean" / m["file"], dtype="float32")
+        e_ref = ev.frame_energy(ref)
+        db = 10 * np.log10(e_ref + 1e-12)
+        active = db > db.max() - 30
+        # evaluate.onset_loss_db's onsets
+        onsets = [t for t in range(10, len(active) - 5) if active[t] and not active[t - 10:t].any()]
+        n_onsets += len(onsets)
+        for name, d in dirs.items():
+            est, _ = sf.read(d / m["file"], dtype="float32")
+            e_est = ev.frame_energy(est)
+            for t in onsets:
+                for i, o in enumerate(offsets):
+                    sums[name][i] += (e_ref[t + o], e_est[t + o])
+                r, e = e_ref[t:t + 5].sum(), e_est[t:t + 5].sum()
+                level = 10 * np.log10(e_ref[t:t + 5].max() + 1e-12) - db.max()
+                losses[name].append((10 * np.log10((r + 1e-12) / (e + 1e-12)), level))
+    print(f"{n_onsets} onsets; output / clean energy per 10 ms frame around them, dB "
+          f"(frame 0 = the onset; the onset loss measures frames 0-4)")
+    print(f"{'frame':>6s} " + " ".join(f"{n:>22s}" for n in dirs))
+    for i, o in enumerate(offsets):
+        print(f"{o:>6d} " + " ".join(f"{10 * np.log10(sums[n][i, 1] / sums[n][i, 0]):>22.2f}" for n in dirs))
+    print("\nper-onset loss, dB (positive = weaker than clean)")
+    rows = [("mean (the onset loss)", lambda v, lv: v.mean()), ("median", lambda v, lv: np.median(v)),
+            ("90th percentile", lambda v, lv: np.percentile(v, 90)), ("share > 6 dB", lambda v, lv: np.mean(v > 6)),
+            ("mean, onsets within 10 dB of the peak", lambda v, lv: v[lv > -10].mean()),
+            ("mean, onsets 10-20 dB below", lambda v, lv: v[(lv <= -10) & (lv > -20)].mean()),
+            ("mean, onsets > 20 dB below", lambda v, lv: v[lv <= -20].mean())]
+    lv = np.array([x[1] for x in next(iter(losses.values()))])
+    print(f"{'':40s} " + " ".join(f"{n:>22s}" for n in dirs) +
+          f"   (onsets: {np.sum(lv > -10)} / {np.sum((lv <= -10) & (lv > -20))} / {np.sum(lv <= -20)} by level)")
+    for label, f in rows:
+        print(f"{label:40s} " + " ".join(f"{f(np.array([x[0] for x in losses[n]]), lv):>22.2f}" for n in dirs))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -633,6 +683,8 @@ def main():
     sc = sub.add_parser("score")
     sc.add_argument("folders", nargs="+", help="folders of outputs, one file per item of the set")
     sc.add_argument("--worst", type=int, default=0)
+    op = sub.add_parser("onset-profile")
+    op.add_argument("folders", nargs="+", help="folders of outputs, one file per item of the set")
     bv = sub.add_parser("by-voice")
     bv.add_argument("--model", default=str(ev.ROOT / "models" / "denoiser.onnx"))
     args = ap.parse_args()
@@ -652,6 +704,8 @@ def main():
         pitch_corr(args.model)
     elif args.cmd == "by-voice":
         by_voice(args.model)
+    elif args.cmd == "onset-profile":
+        onset_profile(args.folders)
     elif args.cmd == "score":
         score(args.folders, args.worst)
     elif args.cmd == "oracle":
