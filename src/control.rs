@@ -42,6 +42,9 @@ pub struct Info {
     pub output: String,
     pub provider: String,
     pub model: String,
+    /// the running model's lookahead: a model with another one changes the latency, so a
+    /// reload does not swap it in (see `live::reload`)
+    pub lookahead_frames: usize,
     pub latency_ms: f64,
     pub attenuation_limit_db: f32,
     pub wet: f32,

@@ -246,6 +246,7 @@ pub fn run(
     let wstats = Arc::new(WorkerStats::default());
     let provider = model.provider().to_string();
     let model_name = model.spec().name.clone();
+    let lookahead_frames = model.spec().lookahead_frames;
     // two devices have two clocks: the worker trims the output rate to hold the ring
     let separate_clocks =
         audio::device_name(&ep.in_dev) != audio::device_name(&ep.out_dev) || opts.virtual_mic;
@@ -306,6 +307,7 @@ pub fn run(
             output: out_name.clone(),
             provider,
             model: model_name,
+            lookahead_frames,
             latency_ms: ms(pipe.latency_samples + opts.prefill_samples)
                 + buffer_ms.map_or(0.0, |b| 2.0 * b),
             attenuation_limit_db: opts.gain.attenuation_limit_db,
@@ -543,16 +545,34 @@ fn apply_reload(
         i.attenuation_limit_db = new.gain.attenuation_limit_db;
         i.wet = new.gain.wet;
     }
+    let running_lookahead = shared
+        .info
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .lookahead_frames;
     if new.model_path != *model_path {
         let m = Model::load(&new.model_path, &new.load)?;
-        let name = m.spec().name.clone();
-        send(Control::SwapModel(Box::new(m)));
-        shared.info.lock().unwrap_or_else(|p| p.into_inner()).model = name.clone();
-        msg += &format!(
-            ", model {} ({name}) crossfaded in",
-            new.model_path.display()
-        );
-        *model_path = new.model_path.clone();
+        if m.spec().lookahead_frames != running_lookahead {
+            // Its latency differs: the stream's delay lines, the dry path for bypass and
+            // the latency everyone was told are sized at start, and a crossfade between
+            // two delays would repeat or skip audio. Like a device change, it waits for a
+            // restart (model_path stays, so every reload says so again).
+            msg += &format!(
+                "; model {} has {} frames of lookahead (the running one {running_lookahead}): \
+                 a different latency, so it takes effect after a restart",
+                new.model_path.display(),
+                m.spec().lookahead_frames
+            );
+        } else {
+            let name = m.spec().name.clone();
+            send(Control::SwapModel(Box::new(m)));
+            shared.info.lock().unwrap_or_else(|p| p.into_inner()).model = name.clone();
+            msg += &format!(
+                ", model {} ({name}) crossfaded in",
+                new.model_path.display()
+            );
+            *model_path = new.model_path.clone();
+        }
     }
     if new.input != opts.input || new.output != opts.output || new.virtual_mic != opts.virtual_mic {
         msg += "; device changes take effect after a restart";

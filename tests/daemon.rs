@@ -198,6 +198,36 @@ fn daemon_notifies_answers_obeys_reloads_and_stops_cleanly() {
         "a 40 dB limit should take 40 dB off ({change_db:.1} dB)"
     );
 
+    // a model with another lookahead (another latency) is not swapped in on a reload: the
+    // reload says it takes effect after a restart, and the running model stays
+    let la2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/identity_la2.onnx");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[audio]\nvirtual_mic = true\nlatency_ms = 200\nbuffer_frames = 2400\n[denoise]\nattenuation_limit_db = 30\n[model]\npath = {:?}\n",
+            la2.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (ok, out) = cli(&["reload"]);
+    assert!(ok, "{out}");
+    let t_reload = Instant::now();
+    let said = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("takes effect after a restart")
+            || t_reload.elapsed() > Duration::from_secs(10)
+        {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        said.contains("has 2 frames of lookahead (the running one 0)"),
+        "{out}\n{said}"
+    );
+    let (_, out) = cli(&["status", "--json"]);
+    assert!(json(&out)["model"] == "zero_gain", "{out}");
+
     // SIGHUP reloads the changed file, including a new model (crossfaded in)
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/half_gain.onnx");
     std::fs::write(
