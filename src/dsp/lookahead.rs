@@ -30,10 +30,6 @@ impl LookaheadDelay {
         }
     }
 
-    pub fn frames(&self) -> usize {
-        self.frames
-    }
-
     /// The delay this adds, in samples at 48 kHz.
     pub fn latency_samples(&self) -> usize {
         self.frames * HOP_SIZE

@@ -140,7 +140,8 @@ pub fn validate(path: &Path, session: &Session) -> Result<ModelSpec> {
     let fft_size = num("fft_size", FFT_SIZE, "")?;
     let hop_size = num("hop_size", HOP_SIZE, "")?;
     let bins = num("bins", N_BINS, "")?;
-    let lookahead_frames = match get("lookahead_frames")?.parse::<usize>() {
+    let lookahead = get("lookahead_frames")?;
+    let lookahead_frames = match lookahead.parse::<usize>() {
         Ok(n) if n <= MAX_LOOKAHEAD_FRAMES => n,
         Ok(n) => {
             return Err(err(format!(
@@ -150,8 +151,7 @@ pub fn validate(path: &Path, session: &Session) -> Result<ModelSpec> {
         }
         Err(_) => {
             return Err(err(format!(
-                "metadata `lookahead_frames` = {:?} is not a number",
-                get("lookahead_frames")?
+                "metadata `lookahead_frames` = {lookahead:?} is not a number"
             )));
         }
     };
