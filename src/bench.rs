@@ -94,6 +94,15 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
     );
 
     let mut stream = StreamDenoiser::new(&model, params);
+    // what the stream adds, plus the hop a live stream collects before it can process it
+    let ms = |samples: usize| samples as f64 * 1000.0 / SAMPLE_RATE_HZ as f64;
+    println!(
+        "latency   {:.0} ms algorithmic: {:.0} ms stream (STFT, {} frames of model lookahead) + {:.0} ms collecting a hop live",
+        ms(stream.latency_samples() + HOP_SIZE),
+        ms(stream.latency_samples()),
+        model.spec().lookahead_frames,
+        ms(HOP_SIZE)
+    );
     let mut out = vec![0.0f32; HOP_SIZE];
     let mut hop_us = Vec::with_capacity(opts.hops);
     let mut model_us = Vec::with_capacity(opts.hops);

@@ -750,7 +750,32 @@ fn bench_prints_real_time_factor_and_percentiles() {
         .arg(fixture_model("tiny_gru"))
         .assert()
         .success()
-        .stdout(predicate::str::contains("real-time factor").and(predicate::str::contains("p99")));
+        .stdout(
+            predicate::str::contains("real-time factor")
+                .and(predicate::str::contains("p99"))
+                .and(predicate::str::contains("latency   20 ms algorithmic")),
+        );
+}
+
+#[test]
+fn bench_reports_the_latency_a_lookahead_model_adds() {
+    denoised()
+        .args([
+            "bench",
+            "--provider",
+            "cpu",
+            "--seconds",
+            "1",
+            "--hops",
+            "20",
+            "--model",
+        ])
+        .arg(fixture_model("tiny_gru_la2"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "latency   40 ms algorithmic: 30 ms stream (STFT, 2 frames of model lookahead)",
+        ));
 }
 
 #[test]
