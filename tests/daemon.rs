@@ -31,6 +31,22 @@ fn cli(args: &[&str]) -> (bool, String) {
 }
 
 /// The reply of `denoised status --json`, parsed (Null when it is not JSON).
+/// The daemon's config file: the test's audio settings, `denoise` (the lines of the
+/// [denoise] table) and the fixture model `model`.
+fn write_config(cfg: &Path, denoise: &str, model: &str) {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/models")
+        .join(format!("{model}.onnx"));
+    std::fs::write(
+        cfg,
+        format!(
+            "[audio]\nvirtual_mic = true\nlatency_ms = 200\nbuffer_frames = 2400\n[denoise]\n{denoise}[model]\npath = {:?}\n",
+            model.display().to_string()
+        ),
+    )
+    .unwrap();
+}
+
 fn json(out: &str) -> serde_json::Value {
     serde_json::from_str(out.trim()).unwrap_or(serde_json::Value::Null)
 }
@@ -86,15 +102,7 @@ fn daemon_notifies_answers_obeys_reloads_and_stops_cleanly() {
     let cfg = d.path().join("config.toml");
     // the zero-gain fixture model: the attenuation limit alone sets the output level, so the
     // effect of `set` is exact and does not depend on what a trained model makes of noise
-    let zero = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/zero_gain.onnx");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[audio]\nvirtual_mic = true\nlatency_ms = 200\nbuffer_frames = 2400\n[denoise]\nattenuation_limit_db = 30\n[model]\npath = {:?}\n",
-            zero.display().to_string()
-        ),
-    )
-    .unwrap();
+    write_config(&cfg, "attenuation_limit_db = 30\n", "zero_gain");
     let log = d.path().join("daemon.log");
     let t0 = Instant::now();
     /// Kills the daemon if the test fails half-way (a leftover would hold the socket).
@@ -200,15 +208,7 @@ fn daemon_notifies_answers_obeys_reloads_and_stops_cleanly() {
 
     // a model with another lookahead (another latency) is not swapped in on a reload: the
     // reload says it takes effect after a restart, and the running model stays
-    let la2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/identity_la2.onnx");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[audio]\nvirtual_mic = true\nlatency_ms = 200\nbuffer_frames = 2400\n[denoise]\nattenuation_limit_db = 30\n[model]\npath = {:?}\n",
-            la2.display().to_string()
-        ),
-    )
-    .unwrap();
+    write_config(&cfg, "attenuation_limit_db = 30\n", "identity_la2");
     let (ok, out) = cli(&["reload"]);
     assert!(ok, "{out}");
     let t_reload = Instant::now();
@@ -229,15 +229,11 @@ fn daemon_notifies_answers_obeys_reloads_and_stops_cleanly() {
     assert!(json(&out)["model"] == "zero_gain", "{out}");
 
     // SIGHUP reloads the changed file, including a new model (crossfaded in)
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/half_gain.onnx");
-    std::fs::write(
+    write_config(
         &cfg,
-        format!(
-            "[audio]\nvirtual_mic = true\nlatency_ms = 200\nbuffer_frames = 2400\n[denoise]\nattenuation_limit_db = 12\nwet_dry = 0.5\n[model]\npath = {:?}\n",
-            model.display().to_string()
-        ),
-    )
-    .unwrap();
+        "attenuation_limit_db = 12\nwet_dry = 0.5\n",
+        "half_gain",
+    );
     assert!(
         Command::new("kill")
             .args(["-HUP", &pid])
