@@ -238,13 +238,18 @@ def run_as_one_stream(src, dst, model, meta, repeat=3):
 
 def gains_session(model_path):
     """An ONNX Runtime session for the Python reference paths (run_reference, diagnose.py),
-    which apply the gains alone: a model with deep-filter taps (`df_coefs`) is refused there,
+    which apply the gains alone to the frame they came with: a model with deep-filter taps
+    (`df_coefs`) or with lookahead (its gains belong to an earlier frame) is refused there,
     it is measured through `denoised clean` (the `denoised` systems, compare.py)."""
     import onnxruntime as ort
     sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    how = "measure it through `denoised clean` (evaluate.py --systems denoised, compare.py)"
     if any(o.name == "df_coefs" for o in sess.get_outputs()):
-        sys.exit(f"{model_path}: has deep-filter taps (df_coefs); the Python reference applies gains only: "
-                 "measure it through `denoised clean` (evaluate.py --systems denoised, compare.py)")
+        sys.exit(f"{model_path}: has deep-filter taps (df_coefs); the Python reference applies gains only: {how}")
+    lookahead = int(sess.get_modelmeta().custom_metadata_map.get("lookahead_frames", "0"))
+    if lookahead:
+        sys.exit(f"{model_path}: has {lookahead} frames of lookahead; the Python reference applies each "
+                 f"frame's gains to that frame: {how}")
     return sess
 
 
