@@ -28,6 +28,9 @@ Run after changing vae.py; exits non-zero on the first failure.
   whole hops, and the gains the model gives with frame t land on frame t - L: an energy
   gate cuts a tone burst's last hop with L = 2 and keeps its start, as the Rust fixture
   test (tests/model.rs, gate_la2) finds for `denoised`.
+- vae.narrow_weights (narrow.py): cutting GRU units whose readers are zeroed, or whose output
+  is constant (its mean folded into the readers' biases), leaves the outputs unchanged; a
+  student distilled from itself (train.py --teacher) has no distillation loss.
 - build_independent.median_f0_hz (the independent set's male-voice screen): pulse trains at
   95-260 Hz come back at their F0, and white noise is not voiced.
 """
@@ -244,6 +247,62 @@ def check_import_onnx():
           f"model read back matches its file within {d_tb:.1e}")
 
 
+def check_narrow(spec):
+    """vae.narrow_weights keeps the right rows and columns and folds a dropped unit's mean
+    into the biases that read it: units whose readers are zeroed, and units whose output is
+    a constant (their update gate shut, so h = n = tanh(bias) from the first frame), are cut
+    without changing the model's outputs. train.losses with a teacher: a student that is
+    its teacher has no distillation loss."""
+    import train
+    h = 48
+    model = random_model(hidden=h, conv_ch=32, flatness=True, noise_floor=True, deep_filter=True, dec_layers=2)
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+    silent, const = [3, 17, 40], [5, 29]
+    c = {}
+    for gru in ("enc", "dec"):
+        for j in const:  # z gate shut (bias -40): h_j = tanh(b_in + r * b_hn), the same every frame
+            for name in ("weight_ih_l0", "weight_hh_l0"):
+                sd[f"{gru}.{name}"][[j, h + j, 2 * h + j]] = 0.0
+            sd[f"{gru}.bias_ih_l0"][h + j] = -40.0
+            c[(gru, j)] = math.tanh(sd[f"{gru}.bias_ih_l0"][2 * h + j].item()
+                                    + torch.sigmoid(sd[f"{gru}.bias_ih_l0"][j] + sd[f"{gru}.bias_hh_l0"][j]).item()
+                                    * sd[f"{gru}.bias_hh_l0"][2 * h + j].item())
+        sd[f"{gru}.weight_hh_l0"][:, silent] = 0.0
+    for name in ("mu.weight", "logvar.weight"):
+        sd[name][:, silent] = 0.0
+    for name in ("gain.weight", "vad.weight", "df.weight", "dec2.weight_ih_l0"):
+        sd[name][:, silent] = 0.0
+    sd["dec2_out.weight"][const] = 0.0  # the residual stream of a constant unit stays constant
+    sd["dec2_out.bias"][const] = 0.0
+    model.load_state_dict(sd)
+    keep = torch.tensor(sorted(set(range(h)) - set(silent) - set(const)))
+    mean_enc, mean_dec = torch.full((h,), 0.37), torch.full((h,), -0.21)  # anything for the silent units
+    for j in const:
+        mean_enc[j], mean_dec[j] = c[("enc", j)], c[("dec", j)]
+    small = vae.VaeDenoiser(hidden=len(keep), conv_ch=32, flatness=True, noise_floor=True, deep_filter=True,
+                            dec_layers=2).eval()
+    small.load_state_dict(vae.narrow_weights(sd, keep, keep, mean_enc, mean_dec, mean_dec))
+    # the recurrence reads h(t - 1): the big model starts with its constant units already at
+    # their constant (from a zero state, frame 0 would read 0 there instead of the mean)
+    st = model.initial_state(spec.shape[0])
+    for i, gru in ((2, "enc"), (3, "dec")):
+        for j in const:
+            st[i][..., j] = c[(gru, j)]
+    st_small = [s[..., keep] if i in (2, 3) else s for i, s in enumerate(st)]
+    with torch.no_grad():
+        a, b = model(spec, *st), small(spec, *st_small)
+    diff = max((a[i] - b[i]).abs().max().item() for i in (0, 1, 2, 6))
+    assert diff < TOL, f"narrow: outputs differ by {diff}"
+    x = torch.randn(2, 24000) * 0.1
+    win = vae.sqrt_hann()
+    _, parts, _, nxt = train.losses(model, x, x, win, 0.0, sample=False, weights=dict(distill_weight=1.0),
+                                    teacher=model)
+    assert parts["distill"] < 1e-10, f"distill: a student equal to its teacher has loss {parts['distill']}"
+    assert len(nxt) == 2 * len(model.initial_state(1)), "distill: the teacher's state is not carried"
+    print(f"ok  narrow {h} -> {len(keep)} units (silent and constant units cut): max difference {diff:.1e}; "
+          f"distillation from itself {parts['distill']:.1e}")
+
+
 def check_lookahead():
     import train
     from vae import HOP
@@ -335,6 +394,7 @@ def main():
     check_pitch_filter()
     check_import_onnx()
     check_lookahead()
+    check_narrow(spec)
     check_median_f0()
     check_speed_change()
     return 0

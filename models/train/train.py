@@ -163,16 +163,39 @@ def delay(x, samples):
     return F.pad(x, (samples, 0))[:, : x.shape[1]] if samples else x
 
 
-def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None):
+def distill_loss(gains, prob, X, teacher, t_state):
+    """How far the student's gains are from the teacher's on the same input (train.py
+    --teacher): the compressed-magnitude error of the two enhanced spectra, the spec_loss
+    term's units (|X|^0.3 * (g^0.3 - g_t^0.3), squared), plus the speech probability's
+    KL divergence from the teacher's, at the 0.05 the task loss gives its VAD term. Returns (loss, teacher's next state)."""
+    with torch.no_grad():
+        t_gains, t_prob, _, _, t_nxt, _ = run_model(teacher, X, False, t_state)
+    xc = mag(X) ** 0.3
+    l_gain = ((gains.clamp(min=1e-6) ** 0.3 - t_gains.clamp(min=1e-6) ** 0.3) * xc).pow(2).mean()
+    p, q = prob.clamp(1e-6, 1 - 1e-6), t_prob.clamp(1e-6, 1 - 1e-6)
+    l_prob = (q * torch.log(q / p) + (1 - q) * torch.log((1 - q) / (1 - p))).mean()  # binary KL: 0 when equal
+    return l_gain + 0.05 * l_prob, t_nxt
+
+
+def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None, teacher=None):
     """weights: dict(asym_weight, onset_weight, hf_weight) for spec_loss (defaults if None),
-    plus pesq_weight, pitch_filter and lookahead (frames, see --lookahead).
+    plus pesq_weight, pitch_filter, lookahead (frames, see --lookahead) and, with a teacher
+    model (--teacher), distill_weight and task_weight.
     Returns (loss, parts, (enhanced, clean target), next state); with lookahead the target
-    is the clean signal delayed by lookahead * HOP samples."""
+    is the clean signal delayed by lookahead * HOP samples. With a teacher, `state` and the
+    next state are the student's tensors followed by the teacher's."""
     weights = dict(weights or {})
     pesq_weight = weights.pop("pesq_weight", 0.0)
     with_pitch = weights.pop("pitch_filter", False)
     lookahead = weights.pop("lookahead", 0)
-    gains, prob, mu, logvar, nxt, df = run_model(model, stft(noisy, win), sample, state)
+    distill_weight = weights.pop("distill_weight", 0.0)
+    task_weight = weights.pop("task_weight", 1.0)
+    t_state = None
+    if teacher is not None and state is not None:
+        n_own = len(model.initial_state(1))
+        state, t_state = state[:n_own], state[n_own:]
+    X_in = stft(noisy, win)
+    gains, prob, mu, logvar, nxt, df = run_model(model, X_in, sample, state)
     # With lookahead the gains of frame t (the model has heard the input up to frame t) go
     # to frame t - lookahead: the input and the target delayed by whole hops, whose frames
     # are exactly the undelayed ones shifted (frame t covers t*HOP .. t*HOP + N_FFT). The
@@ -197,6 +220,12 @@ def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None
         l_pesq = perceptual_loss(Y, S, model.bands, PESQ_TOP_BAND)
         total = total + pesq_weight * l_pesq
         parts["pesq"] = l_pesq.item()
+    if teacher is not None:
+        l_distill, t_nxt = distill_loss(gains, prob, X_in, teacher, t_state)
+        # the KL term keeps the student's latent a posterior whatever the task weight
+        total = task_weight * (total - beta * kl) + beta * kl + distill_weight * l_distill
+        parts["distill"] = l_distill.item()
+        nxt = tuple(nxt) + tuple(t_nxt)
     return total, parts, (y, s), nxt
 
 
@@ -259,6 +288,13 @@ def main():
                     help="frames of lookahead: the gains of frame t go to frame t - N (N x 10 ms more latency, "
                          "contract metadata lookahead_frames); default: --init's or the run's, else 0")
     ap.add_argument("--model-copy", default=None, help="also write the weights alone (no optimiser) here at every save")
+    ap.add_argument("--teacher", default=None,
+                    help="distil from this checkpoint: the student's gains and speech probability are also "
+                         "pulled towards the teacher's on the same input (distill_loss), e.g. a narrowed copy "
+                         "(narrow.py) learning to be its original again")
+    ap.add_argument("--distill-weight", type=float, default=5.0, help="weight of the distillation term (with --teacher)")
+    ap.add_argument("--task-weight", type=float, default=1.0,
+                    help="weight of the usual loss against the clean target (with --teacher; 0: the teacher alone)")
     ap.add_argument("--init", default=None, help="warm-start from a checkpoint (a narrower model's weights are "
                     "widened to --hidden / --conv-ch / --flatness / --noise-floor, see vae.widen_weights)")
     ap.add_argument("--hidden", type=int, default=None, help=f"GRU width (default: --init's, else {vae.HIDDEN})")
@@ -358,6 +394,16 @@ def main():
         return
     weights = dict(asym_weight=args.asym_weight, onset_weight=args.onset_weight, hf_weight=args.hf_weight,
                    pesq_weight=args.pesq_weight, pitch_filter=args.pitch_filter, lookahead=lookahead)
+    teacher = None
+    if args.teacher:
+        t_st = torch.load(args.teacher, map_location="cpu")
+        if t_st.get("lookahead", 0) != lookahead:
+            sys.exit(f"--teacher {args.teacher} has {t_st.get('lookahead', 0)} frames of lookahead, the student {lookahead}")
+        teacher = VaeDenoiser.for_weights(t_st["model"])
+        teacher.load_state_dict({k: v.float() for k, v in t_st["model"].items()})
+        teacher = teacher.to(dev).eval().requires_grad_(False)
+        weights.update(distill_weight=args.distill_weight, task_weight=args.task_weight)
+        print(f"distilling from {args.teacher} (weight {args.distill_weight}, task weight {args.task_weight})", flush=True)
     if lookahead:
         print(f"lookahead {lookahead} frames: the gains of frame t go to frame t - {lookahead}", flush=True)
     log = open(run / "log.jsonl", "a")
@@ -374,7 +420,7 @@ def main():
             noisy, clean, _ = mixer.make_batch(train, args.batch, L, gen, noise_aug=args.noise_aug, room_target=args.room_target,
                                                 drop=drop, real_share=args.real_noise_share,
                                                 speech_speed=args.speech_speed)
-        loss, parts, _, nxt = losses(model, noisy, clean, win, beta, state=state, weights=weights)
+        loss, parts, _, nxt = losses(model, noisy, clean, win, beta, state=state, weights=weights, teacher=teacher)
         if args.stateful:
             state = carry_state(nxt, gen)
         opt.zero_grad(set_to_none=True)

@@ -354,6 +354,50 @@ def widen_weights(src, model):
     return out
 
 
+def narrow_weights(src, keep_enc, keep_dec, mean_enc, mean_dec, mean_res):
+    """The weights of a model (src, a state dict) cut down to fewer GRU units: the encoder
+    keeps the units `keep_enc`, the decoder (and the residual stream the heads read) the
+    units `keep_dec` (sorted index tensors into the old width). A dropped unit is not simply
+    lost: its mean output over some audio (mean_enc / mean_dec: the GRUs' outputs, mean_res:
+    the decoder's output after the second layer's projection is added) is folded into the
+    biases of every layer that read it, so each consumer sees what it saw on average
+    (structured pruning with mean compensation). The counterpart of widen_weights; the
+    narrowed model then needs training (narrow.py, then train.py --init)."""
+    h = src["enc.weight_hh_l0"].shape[1]
+    out = {k: v.clone() for k, v in src.items()}
+
+    def dropped(keep):
+        mask = torch.ones(h, dtype=torch.bool)
+        mask[keep] = False
+        return mask
+
+    def gate_rows(keep):
+        return torch.cat([g * h + keep for g in range(3)])
+
+    def fold(weight, bias, mask, mean):
+        """bias += weight's dropped columns times their mean input; weight keeps the rest."""
+        out[bias] = out[bias] + out[weight][:, mask] @ mean[mask]
+        out[weight] = out[weight][:, ~mask]
+
+    for gru, keep, mean in (("enc", keep_enc, mean_enc), ("dec", keep_dec, mean_dec)):
+        mask = dropped(keep)
+        fold(f"{gru}.weight_hh_l0", f"{gru}.bias_hh_l0", mask, mean)  # inside r * (W h + b): exact for n too
+        rows = gate_rows(keep)
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            out[f"{gru}.{name}"] = out[f"{gru}.{name}"][rows]
+    mask_e, mask_d = dropped(keep_enc), dropped(keep_dec)
+    for head in ("mu", "logvar"):
+        fold(f"{head}.weight", f"{head}.bias", mask_e, mean_enc)
+    for head in ("gain", "vad", "df", "peak_slope"):
+        if f"{head}.weight" in out:
+            fold(f"{head}.weight", f"{head}.bias", mask_d, mean_res)
+    if "dec2.weight_ih_l0" in out:
+        fold("dec2.weight_ih_l0", "dec2.bias_ih_l0", mask_d, mean_dec)
+        out["dec2_out.weight"] = out["dec2_out.weight"][keep_dec]
+        out["dec2_out.bias"] = out["dec2_out.bias"][keep_dec]
+    return out
+
+
 def count_macs_per_frame(model):
     """Multiply-accumulates per 10 ms hop (matrix products only)."""
     h, c = model.hidden, model.conv_ch
