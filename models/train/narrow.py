@@ -18,6 +18,7 @@ import torch
 
 import mixer
 import vae
+from train import stft
 from vae import VaeDenoiser
 
 HERE = Path(__file__).resolve().parent
@@ -35,8 +36,7 @@ def unit_stats(model, batches):
     win = vae.sqrt_hann()
     with torch.no_grad():
         for noisy in batches:
-            X = torch.stft(noisy, vae.N_FFT, vae.HOP, window=win, center=False, return_complex=True)
-            model(torch.view_as_real(X.transpose(1, 2)), *model.initial_state(noisy.shape[0]))
+            model(torch.view_as_real(stft(noisy, win)), *model.initial_state(noisy.shape[0]))
     for h in hooks:
         h.remove()
     return {k: (torch.cat(v).mean(0), torch.cat(v).std(0)) for k, v in seen.items()}
