@@ -734,44 +734,35 @@ fn model_info_prints_contract_and_parameters() {
         .stdout(predicate::str::contains("deep filter 5 taps on bins 0..96"));
 }
 
-#[test]
-fn bench_prints_real_time_factor_and_percentiles() {
+/// `denoised bench` on the CPU with a fixture model, briefly.
+fn bench_fixture(model: &str, seconds: &str, hops: &str) -> assert_cmd::assert::Assert {
     denoised()
         .args([
             "bench",
             "--provider",
             "cpu",
             "--seconds",
-            "2",
+            seconds,
             "--hops",
-            "50",
+            hops,
             "--model",
         ])
-        .arg(fixture_model("tiny_gru"))
+        .arg(fixture_model(model))
         .assert()
-        .success()
-        .stdout(
-            predicate::str::contains("real-time factor")
-                .and(predicate::str::contains("p99"))
-                .and(predicate::str::contains("latency   20 ms algorithmic")),
-        );
+}
+
+#[test]
+fn bench_prints_real_time_factor_and_percentiles() {
+    bench_fixture("tiny_gru", "2", "50").success().stdout(
+        predicate::str::contains("real-time factor")
+            .and(predicate::str::contains("p99"))
+            .and(predicate::str::contains("latency   20 ms algorithmic")),
+    );
 }
 
 #[test]
 fn bench_reports_the_latency_a_lookahead_model_adds() {
-    denoised()
-        .args([
-            "bench",
-            "--provider",
-            "cpu",
-            "--seconds",
-            "1",
-            "--hops",
-            "20",
-            "--model",
-        ])
-        .arg(fixture_model("tiny_gru_la2"))
-        .assert()
+    bench_fixture("tiny_gru_la2", "1", "20")
         .success()
         .stdout(predicate::str::contains(
             "latency   40 ms algorithmic: 30 ms stream (STFT, 2 frames of model lookahead)",
