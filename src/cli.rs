@@ -195,4 +195,13 @@ pub struct BenchArgs {
     /// Time the hops with the pitch filter (`--pitch-filter=false`: without) [default: true]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub pitch_filter: Option<bool>,
+    /// A second model (B) timed against the first (A) in this process: the two take turns
+    /// of --turn-hops hops, so the machine's drift slows both alike; prints B's model-call
+    /// p50 over A's with a 95 % interval.
+    #[arg(long, value_name = "FILE")]
+    pub against: Option<PathBuf>,
+    /// Hops each model runs per turn with --against (1: they alternate every hop, and each
+    /// call finds the other model's weights in the caches).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub turn_hops: usize,
 }

@@ -125,6 +125,9 @@ pub struct BenchOptions {
     pub seconds: f64,
     pub hops: usize,
     pub pitch_filter: bool,
+    /// `--against`: a second model timed in turns with the first.
+    pub against: Option<PathBuf>,
+    pub turn_hops: usize,
 }
 
 pub fn bench_options(a: &BenchArgs) -> Result<BenchOptions> {
@@ -134,6 +137,9 @@ pub fn bench_options(a: &BenchArgs) -> Result<BenchOptions> {
     if !(10..=1_000_000).contains(&a.hops) {
         return Err(bad("hops", a.hops, "allowed: 10 to 1000000"));
     }
+    if !(1..=1000).contains(&a.turn_hops) {
+        return Err(bad("turn-hops", a.turn_hops, "allowed: 1 to 1000"));
+    }
     Ok(BenchOptions {
         model_path: resolve_model(a.model.model.as_deref())?,
         load: load_options(&a.model, 1),
@@ -142,6 +148,8 @@ pub fn bench_options(a: &BenchArgs) -> Result<BenchOptions> {
         pitch_filter: a
             .pitch_filter
             .unwrap_or(crate::dsp::gain::DEFAULT_PITCH_FILTER),
+        against: a.against.clone(),
+        turn_hops: a.turn_hops,
     })
 }
 

@@ -770,6 +770,69 @@ fn bench_reports_the_latency_a_lookahead_model_adds() {
 }
 
 #[test]
+fn bench_against_a_second_model_prints_the_paired_ratio() {
+    let out = denoised()
+        .args([
+            "bench",
+            "--provider",
+            "cpu",
+            "--seconds",
+            "1",
+            "--hops",
+            "40",
+        ])
+        .args(["--turn-hops", "4", "--model"])
+        .arg(fixture_model("tiny_gru"))
+        .arg("--against")
+        .arg(fixture_model("tiny_gru"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("turns of 4 hops, 40 model calls each"),
+        "{text}"
+    );
+    let ratio: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("paired    B/A model p50 "))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("no paired ratio in:\n{text}"));
+    // a time ratio: positive and finite (its value is the machine's, not asserted)
+    assert!(ratio.is_finite() && ratio > 0.0, "{ratio}");
+}
+
+#[test]
+fn bench_against_rejects_zero_hop_turns_and_a_missing_model() {
+    denoised()
+        .args(["bench", "--provider", "cpu", "--turn-hops", "0", "--model"])
+        .arg(fixture_model("tiny_gru"))
+        .args(["--against", "x.onnx"])
+        .assert()
+        .code(78)
+        .stderr(predicate::str::contains("turn-hops"));
+    denoised()
+        .args([
+            "bench",
+            "--provider",
+            "cpu",
+            "--seconds",
+            "1",
+            "--hops",
+            "10",
+            "--model",
+        ])
+        .arg(fixture_model("tiny_gru"))
+        .args(["--against", "no/such/model.onnx"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no/such/model.onnx"));
+}
+
+#[test]
 fn bad_config_file_exits_78_naming_the_key() {
     let d = tempfile::tempdir().unwrap();
     let cfg = d.path().join("c.toml");
