@@ -194,7 +194,11 @@ fn run_paired(
     let mut turn = 0usize;
     while times.iter().any(|t| t.len() < opts.hops) {
         // neither model always runs first
-        let order = if turn.is_multiple_of(2) { [0, 1] } else { [1, 0] };
+        let order = if turn.is_multiple_of(2) {
+            [0, 1]
+        } else {
+            [1, 0]
+        };
         for which in order {
             for k in 0..opts.turn_hops {
                 let hop = hops.next().expect("cycle");

@@ -734,21 +734,25 @@ fn model_info_prints_contract_and_parameters() {
         .stdout(predicate::str::contains("deep filter 5 taps on bins 0..96"));
 }
 
-/// `denoised bench` on the CPU with a fixture model, briefly.
+/// `denoised bench` on the CPU with a fixture model, briefly; more arguments may follow.
+fn bench_cmd(model: &str, seconds: &str, hops: &str) -> Command {
+    let mut cmd = denoised();
+    cmd.args([
+        "bench",
+        "--provider",
+        "cpu",
+        "--seconds",
+        seconds,
+        "--hops",
+        hops,
+        "--model",
+    ])
+    .arg(fixture_model(model));
+    cmd
+}
+
 fn bench_fixture(model: &str, seconds: &str, hops: &str) -> assert_cmd::assert::Assert {
-    denoised()
-        .args([
-            "bench",
-            "--provider",
-            "cpu",
-            "--seconds",
-            seconds,
-            "--hops",
-            hops,
-            "--model",
-        ])
-        .arg(fixture_model(model))
-        .assert()
+    bench_cmd(model, seconds, hops).assert()
 }
 
 #[test]
@@ -771,18 +775,8 @@ fn bench_reports_the_latency_a_lookahead_model_adds() {
 
 #[test]
 fn bench_against_a_second_model_prints_the_paired_ratio() {
-    let out = denoised()
-        .args([
-            "bench",
-            "--provider",
-            "cpu",
-            "--seconds",
-            "1",
-            "--hops",
-            "40",
-        ])
-        .args(["--turn-hops", "4", "--model"])
-        .arg(fixture_model("tiny_gru"))
+    let out = bench_cmd("tiny_gru", "1", "40")
+        .args(["--turn-hops", "4"])
         .arg("--against")
         .arg(fixture_model("tiny_gru"))
         .assert()
@@ -807,25 +801,12 @@ fn bench_against_a_second_model_prints_the_paired_ratio() {
 
 #[test]
 fn bench_against_rejects_zero_hop_turns_and_a_missing_model() {
-    denoised()
-        .args(["bench", "--provider", "cpu", "--turn-hops", "0", "--model"])
-        .arg(fixture_model("tiny_gru"))
-        .args(["--against", "x.onnx"])
+    bench_cmd("tiny_gru", "1", "10")
+        .args(["--turn-hops", "0", "--against", "x.onnx"])
         .assert()
         .code(78)
         .stderr(predicate::str::contains("turn-hops"));
-    denoised()
-        .args([
-            "bench",
-            "--provider",
-            "cpu",
-            "--seconds",
-            "1",
-            "--hops",
-            "10",
-            "--model",
-        ])
-        .arg(fixture_model("tiny_gru"))
+    bench_cmd("tiny_gru", "1", "10")
         .args(["--against", "no/such/model.onnx"])
         .assert()
         .failure()
