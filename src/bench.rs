@@ -2,8 +2,9 @@
 //! Offline: one channel through `denoise_channel`, one intra-op thread, many frames per
 //! call -> real-time factor. Streaming: `StreamDenoiser` one hop (T=1) at a time ->
 //! per-hop time percentiles, whole hop and the model call alone. Paired (`--against B`):
-//! the two models' streams take turns in this process, so that the machine's drift (on a
-//! shared VM, a third of the call time within minutes) slows both alike and the ratio of
+//! the two models' streams take turns in this process, so that the machine's drift (on
+//! this project's build VM the same file's call took 239 µs and 401 µs minutes apart) slows
+//! both alike and the ratio of
 //! their model calls can be trusted where two separate runs cannot.
 
 use std::path::Path;
@@ -238,7 +239,7 @@ fn run_paired(
 
 /// B's median call time over A's in each of `blocks` consecutive blocks of paired hops:
 /// their mean and the half-width of its 95 % interval (normal approximation).
-pub fn paired_ratio(a_us: &[f64], b_us: &[f64], blocks: usize) -> (f64, f64) {
+fn paired_ratio(a_us: &[f64], b_us: &[f64], blocks: usize) -> (f64, f64) {
     assert!(blocks >= 2 && a_us.len() == b_us.len() && a_us.len() >= blocks);
     let median = |v: &[f64]| {
         let mut s = v.to_vec();

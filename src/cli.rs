@@ -202,6 +202,6 @@ pub struct BenchArgs {
     pub against: Option<PathBuf>,
     /// Hops each model runs per turn with --against (1: they alternate every hop, and each
     /// call finds the other model's weights in the caches).
-    #[arg(long, value_name = "N", default_value_t = 50)]
+    #[arg(long, value_name = "N", default_value_t = 50, requires = "against")]
     pub turn_hops: usize,
 }

@@ -800,12 +800,18 @@ fn bench_against_a_second_model_prints_the_paired_ratio() {
 }
 
 #[test]
-fn bench_against_rejects_zero_hop_turns_and_a_missing_model() {
+fn bench_turn_hops_need_a_second_model_and_both_must_be_valid() {
     bench_cmd("tiny_gru", "1", "10")
         .args(["--turn-hops", "0", "--against", "x.onnx"])
         .assert()
         .code(78)
         .stderr(predicate::str::contains("turn-hops"));
+    // turns mean nothing without a second model
+    bench_cmd("tiny_gru", "1", "10")
+        .args(["--turn-hops", "3"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--against"));
     bench_cmd("tiny_gru", "1", "10")
         .args(["--against", "no/such/model.onnx"])
         .assert()
