@@ -242,7 +242,7 @@ def _tts(job):
             elif engine == "rhvoice":
                 sh(["RHVoice-test", "-p", voice, "-r", str(rng.randint(80, 125)), "-t", str(rng.randint(85, 115)),
                     "-o", t.name], input=text.encode(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            else:
+            else:  # espeak-ng, with its own voices or an MBROLA diphone voice ("mb-de1")
                 sh(["espeak-ng", "-v", voice, "-s", str(rng.randint(130, 190)),
                     "-p", str(rng.randint(25, 75)), "-w", t.name, text],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -278,6 +278,46 @@ def tts_jobs(rng):
         for _ in range(100):
             jobs.append(("rhvoice", v, texts[k % len(texts)], "train", k)); k += 1
     return jobs
+
+
+# MBROLA diphone voices, spoken through espeak-ng (packages mbrola and mbrola-*, Debian's
+# non-free section, installed by setup_venv; each voice's licence allows non-commercial,
+# non-military use only: MODEL_CARD.md). 75 voices (26 female, 49 male) in ~35 languages,
+# each reading the English sentences by its own language's rules. They go to the training
+# split only, in a file of their own (train_speech_extra.ogg), so that adding them left the
+# validation set and the first training file as they were.
+MBROLA_CAP_MIN = 40.0
+MBROLA_SENTENCES = 8  # per voice, before the cap
+
+
+def mbrola_voices():
+    """espeak-ng's MBROLA voices whose diphone database is installed."""
+    out = subprocess.run(["espeak-ng", "--voices=mb"], capture_output=True, text=True).stdout
+    # columns: Pty Language Age/Gender VoiceName File ("mb/mb-de1") ...
+    names = sorted({Path(line.split()[4]).name for line in out.splitlines()[1:] if len(line.split()) > 4})
+    return [v for v in names if v.startswith("mb-") and (Path("/usr/share/mbrola") / v[3:]).exists()]
+
+
+def mbrola_jobs(rng):
+    texts = sentences(rng, 2000)
+    jobs, k = [], 0
+    for v in mbrola_voices():
+        for _ in range(MBROLA_SENTENCES):
+            jobs.append(("mbrola", v, texts[k % len(texts)], "train", 100000 + k)); k += 1
+    return jobs
+
+
+def build_mbrola(index, jobs):
+    voices = mbrola_voices()
+    if not voices:
+        raise SystemExit("no MBROLA voice installed: run ./setup_venv")
+    tts, why = run_pool(_tts, mbrola_jobs(random.Random(SEED + 2)), jobs)
+    print(f"mbrola ({len(voices)} voices):", why, flush=True)
+    speech, minutes = cap(join_short(tts), random.Random(SEED + 2), MBROLA_CAP_MIN)
+    print("mbrola minutes:", minutes, flush=True)
+    write_split(speech, "train", "speech_extra", index)
+    index["extra_voices"] = voices
+    index["extra_speech_minutes"] = minutes
 
 
 def run_pool(fn, jobs, workers):
@@ -410,6 +450,9 @@ def main():
         save_rirs(OUT, "train", rir_tr)
         save_rirs(OUT, "val", rir_va)
         index["rir_rt60_s"] = {"train": rt_tr, "val": rt_va}
+        (OUT / "index.json").write_text(json.dumps(index))
+    if "extra_voices" not in index:
+        build_mbrola(index, args.jobs)
         (OUT / "index.json").write_text(json.dumps(index))
     for split in ("train", "val"):
         # older corpora stored the same rooms as .npy (float16): re-coded, not re-simulated

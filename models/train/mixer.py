@@ -55,13 +55,20 @@ def load_rirs(corpus_dir, split):
 
 
 class Corpus:
-    def __init__(self, corpus_dir, split, device):
+    def __init__(self, corpus_dir, split, device, extra_speech=True):
         d = Path(corpus_dir)
         index = json.loads((d / "index.json").read_text())
         self.device = device
         self.speech = self._load(d / f"{split}_speech.ogg")
         self.noise = self._load(d / f"{split}_noise.ogg")
         sc = index[f"{split}_speech"]
+        extra = d / f"{split}_speech_extra.ogg"
+        if extra_speech and f"{split}_speech_extra" in index and extra.exists():
+            # the MBROLA voices (build_corpus.build_mbrola): appended, their clips shifted
+            # past the first file; a corpus carried without the file trains without them
+            base = len(self.speech)
+            self.speech = torch.cat([self.speech, self._load(extra)])
+            sc = sc + [dict(c, start=c["start"] + base) for c in index[f"{split}_speech_extra"]]
         nc = index[f"{split}_noise"]
         n_s, n_n = len(self.speech), len(self.noise)
         self.s_start = torch.tensor([min(c["start"], n_s - 1) for c in sc], device=device)
