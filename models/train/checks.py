@@ -32,7 +32,9 @@ Run after changing vae.py; exits non-zero on the first failure.
   is constant (its mean folded into the readers' biases), leaves the outputs unchanged; a
   student distilled from itself (train.py --teacher) has no distillation loss.
 - build_independent.median_f0_hz (the independent set's male-voice screen): pulse trains at
-  95-260 Hz come back at their F0, and white noise is not voiced.
+  95-260 Hz come back at their F0, and white noise is not voiced.- mixer.Corpus with the MBROLA voices (train_speech_extra.ogg): each clip of either file
+  reads back unchanged through the joined buffer; the file is left out on request or when
+  it did not travel.
 """
 import math
 import sys
@@ -380,6 +382,37 @@ def check_speed_change():
             assert y[:, int(L / speed) + 1 :].abs().max() == 0, "silence after the row's end"
     print("ok  speed_change: tones move by the speed within 1.5 dB up to 12 kHz; speed 1 is the identity")
 
+def check_extra_speech():
+    """mixer.Corpus appends train_speech_extra.ogg (the MBROLA voices) after the first file:
+    every clip of either file reads the same samples through the joined buffer as from its
+    own file, and extra_speech=False, or a corpus carried without the file, leaves it out."""
+    import json
+    import tempfile
+
+    import soundfile as sf
+
+    rng = np.random.default_rng(3)
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        base, extra = rng.uniform(-0.5, 0.5, 9000), rng.uniform(-0.5, 0.5, 5000)
+        for name, x in (("train_speech", base), ("train_noise", base), ("train_speech_extra", extra)):
+            sf.write(d / f"{name}.ogg", x.astype(np.float32), mixer.SR, format="OGG", subtype="VORBIS")
+        clip = lambda start, n: {"start": start, "len": n, "source": "s", "voice": "v", "band_hz": 8000}
+        index = {"train_speech": [clip(0, 4000), clip(4000, 5000)], "train_noise": [clip(0, 9000)],
+                 "train_speech_extra": [clip(0, 3000), clip(3000, 2000)]}
+        (d / "index.json").write_text(json.dumps(index))
+        joined = mixer.Corpus(d, "train", "cpu")
+        alone = mixer.Corpus(d, "train", "cpu", extra_speech=False)
+        own = {"train_speech": alone.speech, "train_speech_extra": alone._load(d / "train_speech_extra.ogg")}
+        assert len(joined.s_start) == 4 and len(alone.s_start) == 2, "clips of both files, or of the first alone"
+        clips = [("train_speech", c) for c in index["train_speech"]] + [("train_speech_extra", c) for c in index["train_speech_extra"]]
+        for k, (name, c) in enumerate(clips):
+            got = joined.speech[joined.s_start[k] : joined.s_start[k] + joined.s_len[k]]
+            assert torch.equal(got, own[name][c["start"] : c["start"] + c["len"]]), f"clip {k} of {name} moved"
+        (d / "train_speech_extra.ogg").unlink()
+        assert len(mixer.Corpus(d, "train", "cpu").s_start) == 2, "a corpus without the file trains without it"
+    print("ok  extra speech: the MBROLA file's clips read back through the joined buffer; without it, left out")
+
 
 def main():
     torch.manual_seed(0)
@@ -397,6 +430,7 @@ def main():
     check_narrow(spec)
     check_median_f0()
     check_speed_change()
+    check_extra_speech()
     return 0
 
 
