@@ -282,10 +282,11 @@ def tts_jobs(rng):
 
 # MBROLA diphone voices, spoken through espeak-ng (packages mbrola and mbrola-*, Debian's
 # non-free section, installed by setup_venv; each voice's licence allows non-commercial,
-# non-military use only: MODEL_CARD.md). 75 voices (26 female, 49 male) in ~35 languages,
-# each reading the English sentences by its own language's rules. They go to the training
+# non-military use only: MODEL_CARD.md). Of the 75 voice packages espeak-ng maps 73 (25 female,
+# 48 male, ~33 languages), each reading the English sentences by its own language's rules. They go to the training
 # split only, in a file of their own (train_speech_extra.ogg), so that adding them left the
-# validation set and the first training file as they were.
+# validation set and the first training file as they were. Training uses them only when
+# asked (train.py --extra-speech), so that a model carries their licence only by choice.
 MBROLA_CAP_MIN = 40.0
 MBROLA_SENTENCES = 8  # per voice, before the cap
 

@@ -33,8 +33,8 @@ Run after changing vae.py; exits non-zero on the first failure.
   student distilled from itself (train.py --teacher) has no distillation loss.
 - build_independent.median_f0_hz (the independent set's male-voice screen): pulse trains at
   95-260 Hz come back at their F0, and white noise is not voiced.- mixer.Corpus with the MBROLA voices (train_speech_extra.ogg): each clip of either file
-  reads back unchanged through the joined buffer; the file is left out on request or when
-  it did not travel.
+  reads back unchanged through the joined buffer when asked for; the file is left out by
+  default and when it did not travel.
 """
 import math
 import sys
@@ -383,9 +383,9 @@ def check_speed_change():
     print("ok  speed_change: tones move by the speed within 1.5 dB up to 12 kHz; speed 1 is the identity")
 
 def check_extra_speech():
-    """mixer.Corpus appends train_speech_extra.ogg (the MBROLA voices) after the first file:
-    every clip of either file reads the same samples through the joined buffer as from its
-    own file, and extra_speech=False, or a corpus carried without the file, leaves it out."""
+    """mixer.Corpus(extra_speech=True) appends train_speech_extra.ogg (the MBROLA voices) after
+    the first file: every clip of either file reads the same samples through the joined buffer
+    as from its own file; by default, or in a corpus carried without the file, it is left out."""
     import json
     import tempfile
 
@@ -401,8 +401,8 @@ def check_extra_speech():
         index = {"train_speech": [clip(0, 4000), clip(4000, 5000)], "train_noise": [clip(0, 9000)],
                  "train_speech_extra": [clip(0, 3000), clip(3000, 2000)]}
         (d / "index.json").write_text(json.dumps(index))
-        joined = mixer.Corpus(d, "train", "cpu")
-        alone = mixer.Corpus(d, "train", "cpu", extra_speech=False)
+        joined = mixer.Corpus(d, "train", "cpu", extra_speech=True)
+        alone = mixer.Corpus(d, "train", "cpu")
         own = {"train_speech": alone.speech, "train_speech_extra": alone._load(d / "train_speech_extra.ogg")}
         assert len(joined.s_start) == 4 and len(alone.s_start) == 2, "clips of both files, or of the first alone"
         clips = [("train_speech", c) for c in index["train_speech"]] + [("train_speech_extra", c) for c in index["train_speech_extra"]]
@@ -410,7 +410,7 @@ def check_extra_speech():
             got = joined.speech[joined.s_start[k] : joined.s_start[k] + joined.s_len[k]]
             assert torch.equal(got, own[name][c["start"] : c["start"] + c["len"]]), f"clip {k} of {name} moved"
         (d / "train_speech_extra.ogg").unlink()
-        assert len(mixer.Corpus(d, "train", "cpu").s_start) == 2, "a corpus without the file trains without it"
+        assert len(mixer.Corpus(d, "train", "cpu", extra_speech=True).s_start) == 2, "a corpus without the file trains without it"
     print("ok  extra speech: the MBROLA file's clips read back through the joined buffer; without it, left out")
 
 

@@ -266,8 +266,7 @@ def uncertainty_range(model_path, n=32, seconds=6.0):
     *training* split: fixed constants, so softening with them is causal (a live stream
     cannot scale by its own future)."""
     sess = gains_session(model_path)
-    # (without the MBROLA voices added in session 18, so the constants stay those measured)
-    corpus = mixer.Corpus(HERE / "cache" / "corpus", "train", "cpu", extra_speech=False)
+    corpus = mixer.Corpus(HERE / "cache" / "corpus", "train", "cpu")
     gen = torch.Generator().manual_seed(77)
     from vae import HOP, N_FFT, sqrt_hann
     L = int(seconds * SR) // HOP * HOP + N_FFT - HOP

@@ -55,7 +55,7 @@ def load_rirs(corpus_dir, split):
 
 
 class Corpus:
-    def __init__(self, corpus_dir, split, device, extra_speech=True):
+    def __init__(self, corpus_dir, split, device, extra_speech=False):
         d = Path(corpus_dir)
         index = json.loads((d / "index.json").read_text())
         self.device = device
@@ -65,7 +65,8 @@ class Corpus:
         extra = d / f"{split}_speech_extra.ogg"
         if extra_speech and f"{split}_speech_extra" in index and extra.exists():
             # the MBROLA voices (build_corpus.build_mbrola): appended, their clips shifted
-            # past the first file; a corpus carried without the file trains without them
+            # past the first file (non-commercial voices: only when asked); a corpus carried
+            # without the file trains without them
             base = len(self.speech)
             self.speech = torch.cat([self.speech, self._load(extra)])
             sc = sc + [dict(c, start=c["start"] + base) for c in index[f"{split}_speech_extra"]]

@@ -287,8 +287,9 @@ def main():
     ap.add_argument("--lookahead", type=int, default=None,
                     help="frames of lookahead: the gains of frame t go to frame t - N (N x 10 ms more latency, "
                          "contract metadata lookahead_frames); default: --init's or the run's, else 0")
-    ap.add_argument("--no-extra-speech", action="store_true",
-                    help="leave out the corpus's MBROLA voices (train_speech_extra.ogg, since session 18), as runs before them")
+    ap.add_argument("--extra-speech", action="store_true",
+                    help="also train on the corpus's 73 MBROLA voices (train_speech_extra.ogg, since session 18); "
+                         "their licence is non-commercial, and a model trained on them carries it")
     ap.add_argument("--model-copy", default=None, help="also write the weights alone (no optimiser) here at every save")
     ap.add_argument("--teacher", default=None,
                     help="distil from this checkpoint: the student's gains and speech probability are also "
@@ -377,7 +378,7 @@ def main():
         print(f"resumed {ckpt} at step {step} ({used_s / 60:.1f} min trained)", flush=True)
     total_s = 60 * (args.total_minutes or (args.minutes + used_s / 60))
     win = sqrt_hann().to(dev)
-    train = mixer.Corpus(args.corpus, "train", dev, extra_speech=not args.no_extra_speech)
+    train = mixer.Corpus(args.corpus, "train", dev, extra_speech=args.extra_speech)
     vbatch = []
     if not args.no_val:
         val = mixer.Corpus(args.corpus, "val", dev)
