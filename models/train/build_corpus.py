@@ -8,6 +8,8 @@ MODEL_CARD.md). Everything lands in models/train/cache/ (git-ignored):
   cache/x/<pkg>/        their extracted contents
   cache/corpus/         the corpus the trainer reads:
       {train,val}_speech.ogg   48 kHz mono Ogg/Opus, clips concatenated
+      train_speech_extra.ogg   the MBROLA voices (non-commercial; trained on only with
+                               train.py --extra-speech)
       {train,val}_noise.ogg    48 kHz mono Ogg/Opus, clips concatenated
       {train,val}_rirs.npz     simulated room impulse responses, int8 mu-law [N, RIR_SAMPLES]
       index.json               clip boundaries, source, voice, bandwidth of each clip
@@ -282,9 +284,9 @@ def tts_jobs(rng):
 
 # MBROLA diphone voices, spoken through espeak-ng (packages mbrola and mbrola-*, Debian's
 # non-free section, installed by setup_venv; each voice's licence allows non-commercial,
-# non-military use only: MODEL_CARD.md). Of the 75 voice packages espeak-ng maps 73 (25 female,
-# 48 male, ~33 languages), each reading the English sentences by its own language's rules. They go to the training
-# split only, in a file of their own (train_speech_extra.ogg), so that adding them left the
+# non-military use only: MODEL_CARD.md). Of the 75 voice packages espeak-ng maps 73 (25
+# female, 48 male, ~33 languages), each reading the English sentences by its own language's
+# rules. They go to the training split only, in a file of their own (train_speech_extra.ogg), so that adding them left the
 # validation set and the first training file as they were. Training uses them only when
 # asked (train.py --extra-speech), so that a model carries their licence only by choice.
 MBROLA_CAP_MIN = 40.0
@@ -299,10 +301,10 @@ def mbrola_voices():
     return [v for v in names if v.startswith("mb-") and (Path("/usr/share/mbrola") / v[3:]).exists()]
 
 
-def mbrola_jobs(rng):
+def mbrola_jobs(rng, voices):
     texts = sentences(rng, 2000)
     jobs, k = [], 0
-    for v in mbrola_voices():
+    for v in voices:
         for _ in range(MBROLA_SENTENCES):
             jobs.append(("mbrola", v, texts[k % len(texts)], "train", 100000 + k)); k += 1
     return jobs
@@ -312,7 +314,7 @@ def build_mbrola(index, jobs):
     voices = mbrola_voices()
     if not voices:
         raise SystemExit("no MBROLA voice installed: run ./setup_venv")
-    tts, why = run_pool(_tts, mbrola_jobs(random.Random(SEED + 2)), jobs)
+    tts, why = run_pool(_tts, mbrola_jobs(random.Random(SEED + 2), voices), jobs)
     print(f"mbrola ({len(voices)} voices):", why, flush=True)
     speech, minutes = cap(join_short(tts), random.Random(SEED + 2), MBROLA_CAP_MIN)
     print("mbrola minutes:", minutes, flush=True)
