@@ -14,9 +14,11 @@ Run after changing vae.py; exits non-zero on the first failure.
 - streaming equals batch in PyTorch: 210 frames at once (longer than the noise-floor window)
   equal 210 calls of one frame with the state carried (the property the ONNX parity test in
   export.py relies on).
-- train.perceptual_loss: zero for the clean speech itself, independent of the level (each
-  example is scaled to its clean speech), and it grows with added noise, more for noise
-  added than for the same energy taken away (PESQ's asymmetry).
+- train.perceptual_loss and perceptual_loss_p862: zero for the clean speech itself,
+  independent of the level (each example is scaled to its clean speech), and they grow with
+  added noise, more for noise added than for the same energy taken away (PESQ's asymmetry);
+  the P.862 form also has its dead zone, its hearing threshold, and counts a burst of noise
+  more than the same energy spread over the whole example.
 - pitch.py (training with the pitch filter): the lag search finds the period of a pulse
   train, and the pitch window and the filtered spectrum equal diagnose.py's numpy reference
   (the one measured on the evaluation set), and the gains' gradient flows through it, finite
@@ -170,20 +172,39 @@ def check_deep_filter(spec):
 def check_perceptual_loss():
     import train
     bands = torch.from_numpy(vae.band_matrix())
-    loss = lambda y, s: train.perceptual_loss(y, s, bands, train.PESQ_TOP_BAND).item()  # noqa: E731
     t = torch.arange(60)[None, :, None]
     # a harmonic "speech" spectrum (well above the -40 dB activity threshold), 60 frames
     S = torch.complex(torch.ones(1, 60, vae.BINS) * (torch.arange(vae.BINS) % 4 == 0) * (1 + 0.1 * torch.sin(t / 3.0)),
                       torch.zeros(1, 60, vae.BINS))
     N = torch.complex(torch.randn(1, 60, vae.BINS), torch.randn(1, 60, vae.BINS)) * 0.3
-    same, scaled = loss(S, S), loss(S * 100, S * 100)
-    assert same < 1e-5 and scaled < 1e-5, f"clean against itself: {same}, {scaled}"
-    a, b, c = loss(S + 0.5 * N, S), loss(S + N, S), loss((S + N) * 100, S * 100)
-    assert 0 < a < b and abs(b - c) < 1e-3 * b, f"added noise: {a}, {b}, louder {c}"
-    added, removed = loss(S * 2, S), loss(S / 2, S)  # power x4: past the asymmetry threshold
-    # loudness compression alone makes added cost ~1.4x removed; PESQ's asymmetry factor, 3x and more
-    assert added > 2 * removed, f"added energy {added} should cost far more than removed {removed}"
-    print(f"ok  perceptual loss: 0 on clean, noise {a:.4f} < {b:.4f} (level-independent), added {added:.4f} > removed {removed:.4f}")
+    for name, form in (("pmsqe", train.perceptual_loss), ("p862", train.perceptual_loss_p862)):
+        loss = lambda y, s: form(y, s, bands, train.PESQ_TOP_BAND).item()  # noqa: E731
+        same, scaled = loss(S, S), loss(S * 100, S * 100)
+        assert same < 2e-5 and scaled < 2e-5, f"{name}: clean against itself: {same}, {scaled}"  # the norms' epsilons
+        a, b, c = loss(S + 0.5 * N, S), loss(S + N, S), loss((S + N) * 100, S * 100)
+        assert 0 < a < b and abs(b - c) < 1e-3 * b, f"{name}: added noise: {a}, {b}, louder {c}"
+        added, removed = loss(S * 2, S), loss(S / 2, S)  # power x4: past the asymmetry threshold
+        # loudness compression alone makes added cost ~1.4x removed; PESQ's asymmetry factor, 3x and more
+        assert added > 2 * removed, f"{name}: added energy {added} should cost far more than removed {removed}"
+        print(f"ok  perceptual loss ({name}): 0 on clean, noise {a:.4f} < {b:.4f} (level-independent), "
+              f"added {added:.4f} > removed {removed:.4f}")
+    # what the P.862 form adds: a dead zone (10 % more amplitude, ~4.5 % more loudness, is
+    # within a quarter of the loudness and costs nothing), a hearing threshold (noise 80 dB
+    # under the speech costs nothing, 20 dB under it does), and one bad stretch costs more
+    # than the same disturbance spread thin (the L6 norm within 320 ms)
+    loss = lambda y, s: train.perceptual_loss_p862(y, s, bands, train.PESQ_TOP_BAND).item()  # noqa: E731
+    S2 = S.repeat(1, 2, 1)  # 120 frames: windows of 32
+    N2 = torch.complex(torch.randn(1, 120, vae.BINS), torch.randn(1, 120, vae.BINS))
+    zero = loss(S2, S2)  # the norms' epsilons
+    level, quiet, heard = loss(S2 * 1.1, S2), loss(S2 + 1e-4 * N2, S2), loss(S2 + 0.1 * N2, S2)
+    assert level == zero and quiet == zero and heard > 100 * zero, f"dead zone / threshold: {level}, {quiet}, {heard}"
+    burst = torch.zeros(1, 120, 1)
+    burst[:, 40:48] = 1.0
+    spread = torch.full((1, 120, 1), 8 / 120)
+    one, thin = loss(S2 + 0.6 * N2 * burst, S2), loss(S2 + 0.6 * N2 * spread.sqrt(), S2)
+    assert one > thin, f"a burst ({one}) should cost more than the same noise energy spread thin ({thin})"
+    print(f"ok  perceptual loss (p862): a 10 % level change and noise 80 dB down cost 0, noise 20 dB down "
+          f"{heard:.4f}; a burst {one:.4f} > the same energy spread {thin:.4f}")
 
 
 def check_pitch_filter():

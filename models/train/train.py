@@ -123,6 +123,49 @@ def perceptual_loss(Y, S, bands, top_band):
     return (per_frame * active).sum() / active.sum().clamp(min=1.0)
 
 
+P862_THRESHOLD = 1e-6  # hearing threshold per band, relative to the clean speech's mean band power (-60 dB)
+P862_WINDOW = 32  # frames (320 ms): PESQ's split-second interval of 20 frames of 16 ms
+
+
+def perceptual_loss_p862(Y, S, bands, top_band):
+    """The PESQ disturbance model followed more closely than perceptual_loss does (train.py
+    --pesq-form p862; ITU-T P.862, section 10.2): PESQ forgives small loudness errors and
+    weighs the worst ones, and perceptual_loss averages them all. Here, after the same level
+    alignment: Zwicker loudness with a hearing threshold, so that inaudibly quiet residue
+    counts nothing; the disturbance of each band is |Ly - Ls| less a dead zone of a quarter
+    of the smaller loudness (PESQ's masking step); per frame the symmetric disturbance is the
+    L3 norm over the bands and the asymmetric one the L1 norm of the disturbance times the
+    ratio factor of perceptual_loss; over time the L6 norm within 320 ms windows, then the
+    L2 norm over the windows. All frames count, pauses too, as in PESQ. Returns the MOS
+    drop 0.1 * d_sym + 0.0309 * d_asym that PESQ subtracts from 4.5 (before its mapping)."""
+    py = (Y.real.pow(2) + Y.imag.pow(2)) @ bands[:, :top_band]
+    ps = (S.real.pow(2) + S.imag.pow(2)) @ bands[:, :top_band]
+    active = vad_labels(S)  # [B, T]
+    ref = (ps.mean(-1) * active).sum(1) / active.sum(1).clamp(min=1.0)  # [B]
+    ref = ref.clamp(min=1e-10)[:, None, None]
+    py, ps = py / ref, ps / ref
+    p0 = P862_THRESHOLD
+
+    def loudness(p):  # Zwicker's law above the threshold p0 (0 at and below it)
+        return torch.relu((0.5 + 0.5 * p / p0).pow(0.23) - 1.0) * (p0 / 0.5) ** 0.23
+
+    ly, ls = loudness(py), loudness(ps)
+    d = ly - ls
+    d = torch.relu(d.abs() - 0.25 * torch.minimum(ly, ls))  # PESQ's masking: a dead zone
+    d_sym = (d.pow(3).mean(-1) + 1e-12).pow(1 / 3)  # the epsilons: ~1.4e-5 in all when nothing is wrong
+    ratio = ((py + 0.05) / (ps + 0.05)).pow(1.2)
+    asym = torch.where(ratio < 3.0, torch.zeros_like(ratio), ratio.clamp(max=12.0))
+    d_asym = (d * asym).mean(-1)
+
+    def over_time(f):  # [B, T] -> [B]: L6 within windows, L2 over the windows
+        T = f.shape[1] // P862_WINDOW * P862_WINDOW
+        w = f[:, :T].reshape(f.shape[0], -1, P862_WINDOW)
+        per_window = (w.pow(6).mean(-1) + 1e-24).pow(1 / 6)
+        return (per_window.pow(2).mean(-1) + 1e-12).sqrt()
+
+    return (0.1 * over_time(d_sym) + 0.0309 * over_time(d_asym)).mean()
+
+
 def si_sdr(est, ref):
     ref = ref - ref.mean(-1, keepdim=True)
     est = est - est.mean(-1, keepdim=True)
@@ -179,13 +222,14 @@ def distill_loss(gains, prob, X, teacher, t_state):
 
 def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None, teacher=None):
     """weights: dict(asym_weight, onset_weight, hf_weight) for spec_loss (defaults if None),
-    plus pesq_weight, pitch_filter, lookahead (frames, see --lookahead) and, with a teacher
+    plus pesq_weight, pesq_form, pitch_filter, lookahead (frames, see --lookahead) and, with a teacher
     model (--teacher), distill_weight and task_weight.
     Returns (loss, parts, (enhanced, clean target), next state); with lookahead the target
     is the clean signal delayed by lookahead * HOP samples. With a teacher, `state` and the
     next state are the student's tensors followed by the teacher's."""
     weights = dict(weights or {})
     pesq_weight = weights.pop("pesq_weight", 0.0)
+    pesq_form = weights.pop("pesq_form", "pmsqe")
     with_pitch = weights.pop("pitch_filter", False)
     lookahead = weights.pop("lookahead", 0)
     distill_weight = weights.pop("distill_weight", 0.0)
@@ -217,7 +261,8 @@ def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None
     total = l_spec + l_mr + 0.05 * l_vad + beta * kl
     parts = dict(spec=l_spec.item(), mr=l_mr.item(), vad=l_vad.item(), kl=kl.item())
     if pesq_weight > 0:
-        l_pesq = perceptual_loss(Y, S, model.bands, PESQ_TOP_BAND)
+        form = perceptual_loss_p862 if pesq_form == "p862" else perceptual_loss
+        l_pesq = form(Y, S, model.bands, PESQ_TOP_BAND)
         total = total + pesq_weight * l_pesq
         parts["pesq"] = l_pesq.item()
     if teacher is not None:
@@ -254,6 +299,9 @@ def main():
     ap.add_argument("--hf-weight", type=float, default=1.0, help=f"loss weight above {PESQ_BAND_HZ} Hz relative to below (see freq_weights)")
     ap.add_argument("--pesq-weight", type=float, default=0.0,
                     help="weight of the PESQ-like perceptual loss (see perceptual_loss; 0 = off); validation leaves it out")
+    ap.add_argument("--pesq-form", choices=("pmsqe", "p862"), default="pmsqe",
+                    help="the perceptual loss's form: perceptual_loss (pmsqe, every run up to session 18) or "
+                         "perceptual_loss_p862 (PESQ's dead zone, hearing threshold and Lp norms; session 19)")
     ap.add_argument("--flatness", action="store_true", help="add the band-flatness input features (see vae.py; in the shipped model since gpu_v5)")
     ap.add_argument("--noise-floor", action="store_true",
                     help="add the noise-floor input features (see vae.noise_floor_snr; in the shipped model since gpu_v5)")
@@ -396,7 +444,7 @@ def main():
         print("VAL", json.dumps(dict(step=step, val_loss=vl, val_si_sdr_gain_db=imp)), flush=True)
         return
     weights = dict(asym_weight=args.asym_weight, onset_weight=args.onset_weight, hf_weight=args.hf_weight,
-                   pesq_weight=args.pesq_weight, pitch_filter=args.pitch_filter, lookahead=lookahead)
+                   pesq_weight=args.pesq_weight, pesq_form=args.pesq_form, pitch_filter=args.pitch_filter, lookahead=lookahead)
     teacher = None
     if args.teacher:
         t_st = torch.load(args.teacher, map_location="cpu")
