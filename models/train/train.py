@@ -136,13 +136,18 @@ def perceptual_loss_p862(Y, S, bands, top_band):
     of the smaller loudness (PESQ's masking step); per frame the symmetric disturbance is the
     L3 norm over the bands and the asymmetric one the L1 norm of the disturbance times the
     ratio factor of perceptual_loss; over time the L6 norm within 320 ms windows, then the
-    L2 norm over the windows. All frames count, pauses too, as in PESQ. Returns the MOS
+    L2 norm over the windows. All frames count, pauses too, as in PESQ; examples without
+    speech do not (PESQ cannot score them). Returns the MOS
     drop 0.1 * d_sym + 0.0309 * d_asym that PESQ subtracts from 4.5 (before its mapping)."""
     py = (Y.real.pow(2) + Y.imag.pow(2)) @ bands[:, :top_band]
     ps = (S.real.pow(2) + S.imag.pow(2)) @ bands[:, :top_band]
     active = vad_labels(S)  # [B, T]
+    # examples without speech (the mixer's noise-only ones) have no level to align to, and
+    # PESQ does not score them: they are left out (their reference level set to 1, so that
+    # nothing infinite reaches the gradient)
+    has_speech = active.sum(1) > 0  # [B]
     ref = (ps.mean(-1) * active).sum(1) / active.sum(1).clamp(min=1.0)  # [B]
-    ref = ref.clamp(min=1e-10)[:, None, None]
+    ref = torch.where(has_speech, ref.clamp(min=1e-10), torch.ones_like(ref))[:, None, None]
     py, ps = py / ref, ps / ref
     p0 = P862_THRESHOLD
 
@@ -163,7 +168,8 @@ def perceptual_loss_p862(Y, S, bands, top_band):
         per_window = (w.pow(6).mean(-1) + 1e-24).pow(1 / 6)
         return (per_window.pow(2).mean(-1) + 1e-12).sqrt()
 
-    return (0.1 * over_time(d_sym) + 0.0309 * over_time(d_asym)).mean()
+    per_example = 0.1 * over_time(d_sym) + 0.0309 * over_time(d_asym)
+    return (per_example * has_speech).sum() / has_speech.sum().clamp(min=1)
 
 
 def si_sdr(est, ref):
