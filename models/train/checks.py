@@ -19,6 +19,10 @@ Run after changing vae.py; exits non-zero on the first failure.
   added noise, more for noise added than for the same energy taken away (PESQ's asymmetry);
   the P.862 form also has its dead zone, its hearing threshold, and counts a burst of noise
   more than the same energy spread over the whole example.
+- critic.py (train.py --critic-weight): PESQ-WB of a signal against itself maps to
+  PESQ_CLEAN, a row without speech has no score, added noise lowers it; fitting the critic
+  moves its weights, and the model's term sends a gradient to the enhanced spectrum only,
+  never to the critic.
 - pitch.py (training with the pitch filter): the lag search finds the period of a pulse
   train, and the pitch window and the filtered spectrum equal diagnose.py's numpy reference
   (the one measured on the evaluation set), and the gains' gradient flows through it, finite
@@ -205,6 +209,41 @@ def check_perceptual_loss():
     assert one > thin, f"a burst ({one}) should cost more than the same noise energy spread thin ({thin})"
     print(f"ok  perceptual loss (p862): a 10 % level change and noise 80 dB down cost 0, noise 20 dB down "
           f"{heard:.4f}; a burst {one:.4f} > the same energy spread {thin:.4f}")
+
+
+def check_critic():
+    import critic
+    import train
+    torch.manual_seed(0)
+    n = 3 * 48000
+    t = torch.arange(n) / 48000.0
+    # a voiced "speech" signal: harmonics of 150 Hz, syllables of 200 ms, a pause at the end
+    env = (torch.sin(2 * math.pi * 2.5 * t).clamp(min=0) * (t < 2.4)).float()
+    s = sum(torch.sin(2 * math.pi * 150 * k * t) / k for k in range(1, 20)) * env * 0.1
+    s = s[None].repeat(3, 1)
+    s[2] = 0.0  # a row without speech: PESQ cannot score it
+    y = s + 0.01 * torch.randn_like(s)
+    q = critic.pesq_batch(s, s)
+    assert abs(q[0] - critic.PESQ_CLEAN) < 0.05 and torch.isnan(q[2]), f"PESQ of clean against itself: {q}"
+    q_noisy = critic.pesq_batch(s, y)
+    assert q_noisy[0] < q[0] - 0.1, f"added noise should lower PESQ-WB: {q_noisy} against {q}"
+    win = vae.sqrt_hann()
+    bands = torch.from_numpy(vae.band_matrix())[:, :train.PESQ_TOP_BAND]
+    S, Y, X = train.stft(s, win), train.stft(y, win), train.stft(y, win)
+    ct = critic.CriticTrainer(train.PESQ_TOP_BAND, torch.device("cpu"))
+    before = [p.detach().clone() for p in ct.critic.parameters()]
+    parts = ct.step(Y, S, X, y, s, y, bands)
+    moved = any((a - b).abs().max() > 0 for a, b in zip(before, ct.critic.parameters()))
+    assert moved and parts["critic"] > 0, "fitting the critic should move its weights"
+    Yg = Y.clone().requires_grad_(True)
+    after = [p.detach().clone() for p in ct.critic.parameters()]
+    ct.opt.zero_grad(set_to_none=True)  # the fitting's own gradients
+    ct.gen_loss(Yg, S, bands).backward()
+    assert Yg.grad is not None and torch.isfinite(Yg.grad).all() and Yg.grad.abs().sum() > 0
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in ct.critic.parameters()), "the model's term reached the critic"
+    assert all((a - p).abs().max() == 0 for a, p in zip(after, ct.critic.parameters()))
+    print(f"ok  critic: PESQ-WB of clean against itself {q[0] * 3.5 + 1:.2f}, with noise {q_noisy[0] * 3.5 + 1:.2f}, "
+          "no score without speech; fitting moves the critic, the model's term leaves it alone")
 
 
 def check_pitch_filter():
@@ -445,6 +484,7 @@ def main():
     check_streaming(torch.randn(2, frames, vae.BINS, 2) * torch.linspace(0.1, 10, frames)[None, :, None, None])
     check_deep_filter(torch.randn(2, 40, vae.BINS, 2))
     check_perceptual_loss()
+    check_critic()
     check_pitch_filter()
     check_import_onnx()
     check_lookahead()

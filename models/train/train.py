@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+import critic as critic_mod
 import mixer
 import pitch
 import vae
@@ -226,19 +227,22 @@ def distill_loss(gains, prob, X, teacher, t_state):
     return l_gain + 0.05 * l_prob, t_nxt
 
 
-def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None, teacher=None):
+def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None, teacher=None, critic=None):
     """weights: dict(asym_weight, onset_weight, hf_weight) for spec_loss (defaults if None),
     plus pesq_weight, pesq_form, pitch_filter, lookahead (frames, see --lookahead) and, with a teacher
     model (--teacher), distill_weight and task_weight.
     Returns (loss, parts, (enhanced, clean target), next state); with lookahead the target
     is the clean signal delayed by lookahead * HOP samples. With a teacher, `state` and the
-    next state are the student's tensors followed by the teacher's."""
+    next state are the student's tensors followed by the teacher's. With a critic
+    (critic.CriticTrainer, --critic-weight), the critic is first fitted to this batch's real
+    PESQ-WB, then critic_weight times its term joins the loss (0 during the warm-up)."""
     weights = dict(weights or {})
     pesq_weight = weights.pop("pesq_weight", 0.0)
     pesq_form = weights.pop("pesq_form", "pmsqe")
     with_pitch = weights.pop("pitch_filter", False)
     lookahead = weights.pop("lookahead", 0)
     distill_weight = weights.pop("distill_weight", 0.0)
+    critic_weight = weights.pop("critic_weight", 0.0)
     task_weight = weights.pop("task_weight", 1.0)
     t_state = None
     if teacher is not None and state is not None:
@@ -271,6 +275,13 @@ def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None
         l_pesq = form(Y, S, model.bands, PESQ_TOP_BAND)
         total = total + pesq_weight * l_pesq
         parts["pesq"] = l_pesq.item()
+    if critic is not None:
+        pesq_bands = model.bands[:, :PESQ_TOP_BAND]
+        parts.update(critic.step(Y, S, X, y, s, noisy, pesq_bands))
+        if critic_weight > 0:
+            l_critic = critic.gen_loss(Y, S, pesq_bands)
+            total = total + critic_weight * l_critic
+            parts["critic_gen"] = l_critic.item()
     if teacher is not None:
         l_distill, t_nxt = distill_loss(gains, prob, X_in, teacher, t_state)
         # the KL term keeps the student's latent a posterior whatever the task weight
@@ -308,6 +319,11 @@ def main():
     ap.add_argument("--pesq-form", choices=("pmsqe", "p862"), default="pmsqe",
                     help="the perceptual loss's form: perceptual_loss (pmsqe, every run up to session 18) or "
                          "perceptual_loss_p862 (PESQ's dead zone, hearing threshold and Lp norms; session 19)")
+    ap.add_argument("--critic-weight", type=float, default=0.0,
+                    help="weight of the learned PESQ-WB critic's term (critic.py, MetricGAN-style; 0 = off): the "
+                         "critic is fitted to the real PESQ-WB of every batch's outputs, and after --critic-warmup "
+                         "steps the model is pulled towards outputs it scores high")
+    ap.add_argument("--critic-warmup", type=int, default=100, help="steps the critic learns alone before its term counts")
     ap.add_argument("--flatness", action="store_true", help="add the band-flatness input features (see vae.py; in the shipped model since gpu_v5)")
     ap.add_argument("--noise-floor", action="store_true",
                     help="add the noise-floor input features (see vae.noise_floor_snr; in the shipped model since gpu_v5)")
@@ -451,6 +467,12 @@ def main():
         return
     weights = dict(asym_weight=args.asym_weight, onset_weight=args.onset_weight, hf_weight=args.hf_weight,
                    pesq_weight=args.pesq_weight, pesq_form=args.pesq_form, pitch_filter=args.pitch_filter, lookahead=lookahead)
+    critic = None
+    if args.critic_weight > 0:
+        critic = critic_mod.CriticTrainer(PESQ_TOP_BAND, dev)
+        if ckpt.exists() and "critic" in torch.load(ckpt, map_location="cpu"):
+            critic.load_state_dict(torch.load(ckpt, map_location=dev)["critic"])
+        print(f"learned PESQ-WB critic: weight {args.critic_weight} after {args.critic_warmup} steps", flush=True)
     teacher = None
     if args.teacher:
         t_st = torch.load(args.teacher, map_location="cpu")
@@ -477,7 +499,10 @@ def main():
             noisy, clean, _ = mixer.make_batch(train, args.batch, L, gen, noise_aug=args.noise_aug, room_target=args.room_target,
                                                 drop=drop, real_share=args.real_noise_share,
                                                 speech_speed=args.speech_speed)
-        loss, parts, _, nxt = losses(model, noisy, clean, win, beta, state=state, weights=weights, teacher=teacher)
+        if critic is not None:
+            weights["critic_weight"] = args.critic_weight if step >= args.critic_warmup else 0.0
+        loss, parts, _, nxt = losses(model, noisy, clean, win, beta, state=state, weights=weights, teacher=teacher,
+                                     critic=critic)
         if args.stateful:
             state = carry_state(nxt, gen)
         opt.zero_grad(set_to_none=True)
@@ -496,8 +521,8 @@ def main():
                 print("VAL", json.dumps(rec), flush=True)
             log.write(json.dumps(rec) + "\n")
             log.flush()
-            save(model, opt, step, used_s + time.time() - t0, run, args.model_copy, lookahead)
-    save(model, opt, step, used_s + time.time() - t0, run, args.model_copy, lookahead)
+            save(model, opt, step, used_s + time.time() - t0, run, args.model_copy, lookahead, critic)
+    save(model, opt, step, used_s + time.time() - t0, run, args.model_copy, lookahead, critic)
     print(f"done: step {step}", flush=True)
 
 
@@ -517,10 +542,11 @@ def validate(model, vbatch, win, beta, lookahead=0):
     return vl, torch.cat(imp).mean().item()
 
 
-def save(model, opt, step, used_s, run, model_copy=None, lookahead=0):
+def save(model, opt, step, used_s, run, model_copy=None, lookahead=0, critic=None):
     tmp = run / "last.pt.tmp"
+    extra = dict(critic=critic.state_dict()) if critic is not None else {}
     torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, used_s=used_s,
-                    lookahead=lookahead), tmp)
+                    lookahead=lookahead, **extra), tmp)
     os.replace(tmp, run / "last.pt")
     if model_copy:  # small enough to come back from a lent machine (its files are capped)
         tmp = Path(model_copy + ".tmp")

@@ -1,0 +1,119 @@
+"""A learned PESQ-WB critic for training (train.py --critic-weight; session 19), after
+MetricGAN (Fu et al. 2019, 2021): a small network learns, from the real PESQ-WB of the
+model's own outputs scored as it trains, to predict PESQ-WB from the clean and enhanced
+spectra, and the model is then pulled towards outputs the critic scores high.
+
+Why: train.py's hand-made PESQ-like losses (perceptual_loss, perceptual_loss_p862) rank
+our outputs against RNNoise's no better than chance on the items where PESQ-WB tells them
+apart (against_rnnoise.py loss-ranking), so they cannot teach the model what PESQ-WB holds
+against it. A critic fitted to the real metric can, as far as it learns to rank.
+
+The critic sees, per 10 ms frame, the loudness (power^0.23) of the 30 bands below 8 kHz of
+the clean and of the enhanced signal, both scaled to the clean speech's level (PESQ aligns
+levels), and their difference; three dilated causal-free convolutions over time (it judges
+whole examples, as PESQ does), then the mean and the maximum over time. Its output is PESQ-WB
+mapped to about 0..1: (pesq - 1) / 3.5. It runs only in training; nothing of it is exported.
+"""
+import numpy as np
+import torch
+import torch.nn as nn
+
+PESQ_SR = 16000
+PESQ_CLEAN = (4.64 - 1.0) / 3.5  # PESQ-WB of a signal against itself, mapped
+
+
+def pesq_mapped(pesq_value):
+    return (pesq_value - 1.0) / 3.5
+
+
+def pesq_batch(ref, est, sr=48000):
+    """[B, L] tensors -> [B] PESQ-WB mapped, NaN where PESQ cannot score a row (no speech)."""
+    from pesq import pesq
+    from scipy.signal import resample_poly
+    r = ref.detach().cpu().double().numpy()
+    e = est.detach().cpu().double().numpy()
+    out = np.full(len(r), np.nan)
+    for i in range(len(r)):
+        if np.max(np.abs(r[i])) < 1e-4:
+            continue
+        try:
+            out[i] = pesq_mapped(pesq(PESQ_SR, resample_poly(r[i], 1, sr // PESQ_SR),
+                                      resample_poly(e[i], 1, sr // PESQ_SR), "wb"))
+        except Exception:  # noqa: BLE001 - "no utterances detected" and the like
+            pass
+    return torch.from_numpy(out).float()
+
+
+class PesqCritic(nn.Module):
+    def __init__(self, n_bands, ch=64):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv1d(3 * n_bands, ch, 5, padding=2), nn.LeakyReLU(0.2),
+            nn.Conv1d(ch, ch, 5, padding=4, dilation=2), nn.LeakyReLU(0.2),
+            nn.Conv1d(ch, ch, 5, padding=8, dilation=4), nn.LeakyReLU(0.2),
+        )
+        self.out = nn.Linear(2 * ch, 1)
+
+    @staticmethod
+    def features(Y, S, bands):
+        """Y, S complex [B, T, BINS], bands [BINS, n] -> [B, 3n, T]"""
+        py = (Y.real.pow(2) + Y.imag.pow(2)) @ bands
+        ps = (S.real.pow(2) + S.imag.pow(2)) @ bands
+        e = 10 * torch.log10(ps.sum(-1) + 1e-9)  # the clean speech's level, as vad_labels finds it
+        active = ((e > e.amax(dim=1, keepdim=True) - 40) & (e > -40)).float()
+        ref = (ps.mean(-1) * active).sum(1) / active.sum(1).clamp(min=1.0)
+        ref = torch.where(active.sum(1) > 0, ref.clamp(min=1e-10), torch.ones_like(ref))[:, None, None]
+        ly, ls = (py / ref + 1e-6).pow(0.23), (ps / ref + 1e-6).pow(0.23)
+        return torch.cat([ls, ly, ly - ls], dim=-1).transpose(1, 2)
+
+    def forward(self, Y, S, bands):
+        h = self.net(self.features(Y, S, bands))
+        return self.out(torch.cat([h.mean(-1), h.amax(-1)], dim=-1)).squeeze(-1)
+
+
+class CriticTrainer:
+    """Owns the critic and its optimiser. step() fits it to the real PESQ-WB of this batch's
+    outputs (and to the clean speech against itself, and the noisy input on a few rows, so
+    that it sees the whole range); gen_loss() is the model's term, (critic - 1)^2 over the
+    rows with speech, with the critic's weights held still."""
+
+    def __init__(self, n_bands, device, lr=5e-4, noisy_rows=4):
+        self.critic = PesqCritic(n_bands).to(device)
+        self.opt = torch.optim.Adam(self.critic.parameters(), lr=lr)
+        self.noisy_rows = noisy_rows
+
+    def step(self, Y, S, X, y, s, noisy, bands):
+        q_enh = pesq_batch(s, y).to(Y.device)
+        k = self.noisy_rows
+        q_noisy = pesq_batch(s[:k], noisy[:k]).to(Y.device)
+        ok, ok_n = ~torch.isnan(q_enh), ~torch.isnan(q_noisy)
+        if not ok.any():
+            return {}
+        Yd, Sd, Xd = Y.detach(), S.detach(), X.detach()
+        p_enh = self.critic(Yd[ok], Sd[ok], bands)
+        p_clean = self.critic(Sd[ok], Sd[ok], bands)
+        loss = (p_enh - q_enh[ok]).pow(2).mean() + (p_clean - PESQ_CLEAN).pow(2).mean()
+        if ok_n.any():
+            loss = loss + (self.critic(Xd[:k][ok_n], Sd[:k][ok_n], bands) - q_noisy[ok_n]).pow(2).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        # how well it ranks this batch before the update: its error in PESQ-WB units
+        err = (p_enh.detach() - q_enh[ok]).abs().mean().item() * 3.5
+        return dict(critic=loss.item(), critic_err_pesq=err, pesq_batch=q_enh[ok].mean().item() * 3.5 + 1.0)
+
+    def gen_loss(self, Y, S, bands):
+        has = S.abs().pow(2).sum((1, 2)) > 0
+        if not has.any():
+            return Y.real.sum() * 0.0
+        self.critic.requires_grad_(False)
+        score = self.critic(Y[has], S[has], bands)
+        self.critic.requires_grad_(True)
+        return (score - 1.0).pow(2).mean()
+
+    def state_dict(self):
+        return dict(critic=self.critic.state_dict(), opt=self.opt.state_dict())
+
+    def load_state_dict(self, st):
+        self.critic.load_state_dict(st["critic"])
+        self.opt.load_state_dict(st["opt"])
