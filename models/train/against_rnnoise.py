@@ -9,10 +9,12 @@ model through `denoised clean`; out_rnnoise: RNNoise, aligned), so run evaluate.
       transform, overlap-added), and RNNoise's magnitudes under our phase: the PESQ-WB of
       each, averaged over the set. A region whose splice closes much of the gap holds it.
   python against_rnnoise.py loss-ranking [--systems noisy out_denoised out_rnnoise ...]
+                                         [--critic runs/NAME/last.pt]
       for every pair of systems on the same item whose PESQ-WB differs by >= 0.05, whether
       each perceptual loss of train.py (perceptual_loss, perceptual_loss_p862) ranks the two
       as PESQ-WB does; over all pairs and over our model against RNNoise alone. A loss that
-      cannot rank those two cannot teach the model what RNNoise does better.
+      cannot rank those two cannot teach the model what RNNoise does better. With --critic,
+      also the learned critic (critic.py) saved in that run's checkpoint.
 """
 import argparse
 import itertools
@@ -80,26 +82,39 @@ def splice(jobs):
         print(f"  {k:34s} {np.nanmean([r[k] for r in rows]):.3f}")
 
 
+def _load_critic(path):
+    import critic as critic_mod
+    c = critic_mod.PesqCritic(train.PESQ_TOP_BAND)
+    c.load_state_dict(torch.load(path, map_location="cpu")["critic"]["critic"])
+    return c.eval()
+
+
 def _rank_item(args):
-    name, systems = args
+    """-> {system: (PESQ-WB, then each loss, lower = better)}"""
+    name, systems, critic_path = args
     win = vae.sqrt_hann()
     bands = torch.from_numpy(vae.band_matrix())
+    critic = _load_critic(critic_path) if critic_path else None
     c = _read("clean", name)
     S = _spec(c, win)
     rows = {}
     for s in systems:
         e = _read(s, name)
         Y = _spec(e, win)
-        rows[s] = (pesq_wb(c, e), train.perceptual_loss(Y, S, bands, train.PESQ_TOP_BAND).item(),
-                   train.perceptual_loss_p862(Y, S, bands, train.PESQ_TOP_BAND).item())
+        row = [pesq_wb(c, e), train.perceptual_loss(Y, S, bands, train.PESQ_TOP_BAND).item(),
+               train.perceptual_loss_p862(Y, S, bands, train.PESQ_TOP_BAND).item()]
+        if critic is not None:
+            with torch.no_grad():  # the critic scores high for good output: its negative is a loss
+                row.append(-critic(Y, S, bands[:, :train.PESQ_TOP_BAND]).item())
+        rows[s] = tuple(row)
     return rows
 
 
-def loss_ranking(systems, jobs):
+def loss_ranking(systems, jobs, critic_path=None):
     meta = json.loads((ev.EVAL / "meta.json").read_text())
     with ProcessPoolExecutor(jobs) as ex:
-        items = list(ex.map(_rank_item, [(m["file"], systems) for m in meta]))
-    forms = ("perceptual_loss (pmsqe)", "perceptual_loss_p862")
+        items = list(ex.map(_rank_item, [(m["file"], systems, critic_path) for m in meta]))
+    forms = ("perceptual_loss (pmsqe)", "perceptual_loss_p862") + (("the critic",) if critic_path else ())
     for label, only in (("all pairs of systems", None), ("our model against RNNoise", {"out_denoised", "out_rnnoise"})):
         agree, n = np.zeros(len(forms)), 0
         for rows in items:
@@ -123,6 +138,7 @@ def main():
     lr = sub.add_parser("loss-ranking")
     lr.add_argument("--systems", nargs="+", default=["noisy", "out_denoised", "out_rnnoise"])
     lr.add_argument("--jobs", type=int, default=2)
+    lr.add_argument("--critic", default=None, help="a checkpoint of a run trained with --critic-weight")
     args = ap.parse_args()
     missing = [d for d in ("clean", "out_denoised", "out_rnnoise") if not (ev.EVAL / d).is_dir()]
     if missing:
@@ -130,7 +146,7 @@ def main():
     if args.cmd == "splice":
         splice(args.jobs)
     else:
-        loss_ranking(args.systems, args.jobs)
+        loss_ranking(args.systems, args.jobs, args.critic)
 
 
 if __name__ == "__main__":
