@@ -56,7 +56,9 @@ class PesqCritic(nn.Module):
 
     @staticmethod
     def features(Y, S, bands):
-        """Y, S complex [B, T, BINS], bands [BINS, n] -> [B, 3n, T]"""
+        """Y, S complex [B, T, BINS], bands [BINS, n] -> [B, 3n, T]. The level alignment and
+        the speech frames are train.aligned_band_powers's, written again here because train.py
+        imports this module."""
         py = (Y.real.pow(2) + Y.imag.pow(2)) @ bands
         ps = (S.real.pow(2) + S.imag.pow(2)) @ bands
         e = 10 * torch.log10(ps.sum(-1) + 1e-9)  # the clean speech's level, as vad_labels finds it

@@ -99,6 +99,21 @@ def mrstft_loss(y, s, hf_weight=1.0):
     return loss / 3
 
 
+def aligned_band_powers(Y, S, bands, top_band):
+    """Band powers of the enhanced and clean spectra in the bands below 8 kHz, each example
+    scaled to the mean band power of its clean speech (PESQ aligns levels), with the frames
+    that hold speech [B, T] and the examples that hold any [B]. An example without speech
+    has no level to align to: it gets 1, so that nothing infinite reaches the gradient
+    (the losses leave such examples out; critic.PesqCritic.features does the same)."""
+    py = (Y.real.pow(2) + Y.imag.pow(2)) @ bands[:, :top_band]
+    ps = (S.real.pow(2) + S.imag.pow(2)) @ bands[:, :top_band]
+    active = vad_labels(S)  # [B, T]
+    has_speech = active.sum(1) > 0  # [B]
+    ref = (ps.mean(-1) * active).sum(1) / active.sum(1).clamp(min=1.0)  # [B]
+    ref = torch.where(has_speech, ref.clamp(min=1e-10), torch.ones_like(ref))[:, None, None]
+    return py / ref, ps / ref, active, has_speech
+
+
 def perceptual_loss(Y, S, bands, top_band):
     """A PESQ-like disturbance (after PMSQE, Martin-Donas et al. 2018), as a loss: PESQ-WB
     scores loudness differences per Bark-like band in the speech frames, and counts added
@@ -109,12 +124,7 @@ def perceptual_loss(Y, S, bands, top_band):
     enhanced to clean power ((Py + c) / (Ps + c))^1.2, counted only where it exceeds 3 and
     capped at 12, as in PESQ; both averaged over the frames that hold speech, with PESQ's
     weights 0.1 and 0.0309."""
-    py = (Y.real.pow(2) + Y.imag.pow(2)) @ bands[:, :top_band]
-    ps = (S.real.pow(2) + S.imag.pow(2)) @ bands[:, :top_band]
-    active = vad_labels(S)  # [B, T]
-    ref = (ps.mean(-1) * active).sum(1) / active.sum(1).clamp(min=1.0)  # [B]
-    ref = ref.clamp(min=1e-10)[:, None, None]
-    py, ps = py / ref, ps / ref
+    py, ps, active, _ = aligned_band_powers(Y, S, bands, top_band)
     d = (py + 1e-6).pow(0.23) - (ps + 1e-6).pow(0.23)
     d_sym = d.pow(2).mean(-1).add(1e-12).sqrt()
     ratio = ((py + 0.05) / (ps + 0.05)).pow(1.2)
@@ -140,16 +150,8 @@ def perceptual_loss_p862(Y, S, bands, top_band):
     L2 norm over the windows. All frames count, pauses too, as in PESQ; examples without
     speech do not (PESQ cannot score them). Returns the MOS
     drop 0.1 * d_sym + 0.0309 * d_asym that PESQ subtracts from 4.5 (before its mapping)."""
-    py = (Y.real.pow(2) + Y.imag.pow(2)) @ bands[:, :top_band]
-    ps = (S.real.pow(2) + S.imag.pow(2)) @ bands[:, :top_band]
-    active = vad_labels(S)  # [B, T]
-    # examples without speech (the mixer's noise-only ones) have no level to align to, and
-    # PESQ does not score them: they are left out (their reference level set to 1, so that
-    # nothing infinite reaches the gradient)
-    has_speech = active.sum(1) > 0  # [B]
-    ref = (ps.mean(-1) * active).sum(1) / active.sum(1).clamp(min=1.0)  # [B]
-    ref = torch.where(has_speech, ref.clamp(min=1e-10), torch.ones_like(ref))[:, None, None]
-    py, ps = py / ref, ps / ref
+    # examples without speech (the mixer's noise-only ones) are left out: PESQ does not score them
+    py, ps, _, has_speech = aligned_band_powers(Y, S, bands, top_band)
     p0 = P862_THRESHOLD
 
     def loudness(p):  # Zwicker's law above the threshold p0 (0 at and below it)
