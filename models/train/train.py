@@ -472,8 +472,9 @@ def main():
     critic = None
     if args.critic_weight > 0:
         critic = critic_mod.CriticTrainer(PESQ_TOP_BAND, dev)
-        if ckpt.exists() and "critic" in torch.load(ckpt, map_location="cpu"):
-            critic.load_state_dict(torch.load(ckpt, map_location=dev)["critic"])
+        saved = torch.load(ckpt, map_location=dev).get("critic") if ckpt.exists() else None
+        if saved is not None:  # a resumed run keeps the critic it had learned
+            critic.load_state_dict(saved)
         print(f"learned PESQ-WB critic: weight {args.critic_weight} after {args.critic_warmup} steps", flush=True)
     teacher = None
     if args.teacher:
