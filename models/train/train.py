@@ -326,6 +326,9 @@ def main():
                          "critic is fitted to the real PESQ-WB of every batch's outputs, and after --critic-warmup "
                          "steps the model is pulled towards outputs it scores high")
     ap.add_argument("--critic-warmup", type=int, default=100, help="steps the critic learns alone before its term counts")
+    ap.add_argument("--critic-init", default=None,
+                    help="start the critic from the one saved in this checkpoint (a new run only; a resumed run "
+                         "keeps its own), so that a run warm-started with --init need not learn it again")
     ap.add_argument("--flatness", action="store_true", help="add the band-flatness input features (see vae.py; in the shipped model since gpu_v5)")
     ap.add_argument("--noise-floor", action="store_true",
                     help="add the noise-floor input features (see vae.noise_floor_snr; in the shipped model since gpu_v5)")
@@ -472,9 +475,13 @@ def main():
     critic = None
     if args.critic_weight > 0:
         critic = critic_mod.CriticTrainer(PESQ_TOP_BAND, dev)
-        saved = torch.load(ckpt, map_location=dev).get("critic") if ckpt.exists() else None
+        source = ckpt if ckpt.exists() else (Path(args.critic_init) if args.critic_init else None)
+        saved = torch.load(source, map_location=dev).get("critic") if source is not None else None
+        if source is not None and not ckpt.exists() and saved is None:
+            sys.exit(f"--critic-init {source}: that checkpoint holds no critic")
         if saved is not None:  # a resumed run keeps the critic it had learned
             critic.load_state_dict(saved)
+            print(f"critic loaded from {source}", flush=True)
         print(f"learned PESQ-WB critic: weight {args.critic_weight} after {args.critic_warmup} steps", flush=True)
     teacher = None
     if args.teacher:
