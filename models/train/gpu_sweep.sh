@@ -13,7 +13,9 @@ cd "$(dirname "$0")"
 # gpu_prepare's archive of the small files (corpus index, RIRs, warm-start weights); files
 # already here (a smoke test on the build machine) are left alone
 if [ -f ../../.gpu/pack.tar.xz ]; then tar --skip-old-files -xJf ../../.gpu/pack.tar.xz; fi
-if ! python3 -c "import soundfile" 2>/dev/null; then
+# (pesq, for the learned critic, comes as a wheel gpu_prepare built; without it a run with
+# --critic-weight stops at its start)
+if ! python3 -c "import soundfile, pesq" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site ../../.whl/*.whl
   export PYTHONPATH=/tmp/site
 fi
