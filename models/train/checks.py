@@ -227,6 +227,12 @@ def check_critic():
     assert abs(q[0] - critic.PESQ_CLEAN) < 0.05 and torch.isnan(q[2]), f"PESQ of clean against itself: {q}"
     q_noisy = critic.pesq_batch(s, y)
     assert q_noisy[0] < q[0] - 0.1, f"added noise should lower PESQ-WB: {q_noisy} against {q}"
+    # --critic-workers: the same scores from worker processes, the row without speech too
+    pooled = critic.CriticTrainer(train.PESQ_TOP_BAND, torch.device("cpu"), workers=2)
+    q_pool = critic.pesq_batch(s, y, pool=pooled.pool)
+    pooled.pool.close()
+    assert torch.equal(torch.isnan(q_pool), torch.isnan(q_noisy)), f"{q_pool} against {q_noisy}"
+    assert torch.allclose(q_pool[:2], q_noisy[:2]), f"the workers score {q_pool}, this process {q_noisy}"
     win = vae.sqrt_hann()
     bands = torch.from_numpy(vae.band_matrix())[:, :train.PESQ_TOP_BAND]
     S, Y, X = train.stft(s, win), train.stft(y, win), train.stft(y, win)
@@ -243,7 +249,7 @@ def check_critic():
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in ct.critic.parameters()), "the model's term reached the critic"
     assert all((a - p).abs().max() == 0 for a, p in zip(after, ct.critic.parameters()))
     print(f"ok  critic: PESQ-WB of clean against itself {q[0] * 3.5 + 1:.2f}, with noise {q_noisy[0] * 3.5 + 1:.2f}, "
-          "no score without speech; fitting moves the critic, the model's term leaves it alone")
+          "no score without speech, the same from worker processes; fitting moves the critic, the model's term leaves it alone")
 
 
 def check_pitch_filter():

@@ -14,7 +14,8 @@ cd "$(dirname "$0")"
 # already here (a smoke test on the build machine) are left alone
 if [ -f ../../.gpu/pack.tar.xz ]; then tar --skip-old-files -xJf ../../.gpu/pack.tar.xz; fi
 # (pesq, for the learned critic, comes as a wheel gpu_prepare built; without it a run with
-# --critic-weight stops at its start)
+# --critic-weight stops at its start; with it, the run's share of the cores scores PESQ-WB,
+# which nothing else there uses while the GPU trains)
 if ! python3 -c "import soundfile, pesq" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site ../../.whl/*.whl
   export PYTHONPATH=/tmp/site
@@ -35,7 +36,7 @@ for spec in "$@"; do
   python3 train.py --run "/tmp/sweep/$name" --model-copy "$OUT/$name/model.pt" --corpus cache/corpus \
     --device "$DEVICE" --batch "${BATCH:-128}" --lr "${LR:-5e-4}" ${INIT:+--init "$INIT"} \
     ${STATEFUL:+--stateful} --no-val --minutes "${MINUTES:-8}" --eval-every "${EVAL_EVERY:-400}" \
-    --threads "$threads" $extra >"$OUT/$name/train.log" 2>&1 &
+    --threads "$threads" --critic-workers "$threads" $extra >"$OUT/$name/train.log" 2>&1 &
   pids+=($!)
 done
 rc=0
