@@ -46,7 +46,8 @@ def _score_row(row):
 def pesq_batch(ref, est, sr=48000, pool=None):
     """[B, L] tensors -> [B] PESQ-WB mapped, NaN where PESQ cannot score a row (no speech).
     With a multiprocessing pool the rows are scored in its workers: PESQ runs in C under the
-    GIL, about 20 ms a row, and a GPU batch of 128 rows would otherwise wait seconds on it."""
+    GIL, and a 3-s row takes 0.10 s here with its resampling (16 validation rows, session 20),
+    so a GPU batch of 128 rows would otherwise wait about 13 s a step on it."""
     r = ref.detach().cpu().double().numpy()
     e = est.detach().cpu().double().numpy()
     rows = [(r[i], e[i], sr) for i in range(len(r))]

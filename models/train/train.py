@@ -481,7 +481,7 @@ def main():
         saved = torch.load(source, map_location=dev).get("critic") if source is not None else None
         if source is not None and not ckpt.exists() and saved is None:
             sys.exit(f"--critic-init {source}: that checkpoint holds no critic")
-        if saved is not None:  # a resumed run keeps the critic it had learned
+        if saved is not None:  # a resumed run keeps the critic it had learned; a new one may start from --critic-init's
             critic.load_state_dict(saved)
             print(f"critic loaded from {source}", flush=True)
         print(f"learned PESQ-WB critic: weight {args.critic_weight} after {args.critic_warmup} steps", flush=True)
