@@ -211,6 +211,28 @@ def check_perceptual_loss():
           f"{heard:.4f}; a burst {one:.4f} > the same energy spread {thin:.4f}")
 
 
+def check_pause_residual():
+    import train
+    w = torch.ones(vae.BINS)
+    # 60 frames: speech in the first 30, nothing in the last 30
+    S = torch.zeros(1, 60, vae.BINS, dtype=torch.complex64)
+    S[:, :30] = 1.0
+    N = torch.complex(torch.randn(1, 60, vae.BINS), torch.randn(1, 60, vae.BINS)) * 0.1
+    speech_only, in_pause = N.clone(), N.clone()
+    speech_only[:, 30:] = 0
+    in_pause[:, :30] = 0
+    loss = lambda y: train.pause_residual(y, S, 0.3, w).item()  # noqa: E731
+    clean, noise_in_speech, noise_in_pause = loss(S), loss(S + speech_only), loss(S + in_pause)
+    # mag()'s epsilon leaves a constant floor (about 5e-4 here), with no gradient
+    assert clean < 1e-3 and abs(noise_in_speech - clean) < 1e-7, f"speech frames must not count: {clean}, {noise_in_speech}"
+    assert noise_in_pause > clean + 1e-2, f"noise left in the pauses must count: {noise_in_pause} (clean {clean})"
+    base = train.spec_loss(S + in_pause, S).item()
+    more = train.spec_loss(S + in_pause, S, pause_weight=2.0).item()
+    assert abs(more - base - 2.0 * noise_in_pause) < 1e-4 * more, (base, more, noise_in_pause)
+    print(f"ok  pause residual: 0 for noise in speech frames, {noise_in_pause:.4f} for noise in the pauses, "
+          f"added to spec_loss with its weight")
+
+
 def check_critic():
     import critic
     import train
@@ -490,6 +512,7 @@ def main():
     check_streaming(torch.randn(2, frames, vae.BINS, 2) * torch.linspace(0.1, 10, frames)[None, :, None, None])
     check_deep_filter(torch.randn(2, 40, vae.BINS, 2))
     check_perceptual_loss()
+    check_pause_residual()
     check_critic()
     check_pitch_filter()
     check_import_onnx()
