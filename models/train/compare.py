@@ -23,17 +23,27 @@ KEYS = [("pesq_wb", "PESQ-WB", +1), ("stoi", "STOI", +1), ("si_sdr", "SI-SDR dB"
         ("onset", "onset loss dB", -1), ("nr_db", "noise reduction dB", +1)]
 
 
+BAND_KEYS = [(f"nr_{lo}_{hi}", f"  {lo}-{hi} Hz", +1) for lo, hi in zip(E.NR_BANDS_HZ[:-1], E.NR_BANDS_HZ[1:])]
+
+
 def item_metrics(out_dir, meta, eval_dir):
-    """evaluate.py's per-item metrics, with each item's mean onset loss as one number."""
+    """evaluate.py's per-item metrics, with each item's mean onset loss as one number, and
+    the noise reduction in the pauses by band (evaluate.band_noise_reduction_db)."""
     rows = E.score_dir(out_dir, meta, eval_dir)
-    for r in rows:
+    for r, m in zip(rows, meta):
         r["onset"] = float(np.mean(r["onsets"])) if r["onsets"] else float("nan")
+        ref = E.sf.read(eval_dir / "clean" / m["file"], dtype="float32")[0]
+        est = E.sf.read(out_dir / m["file"], dtype="float32")[0]
+        noisy = E.sf.read(eval_dir / "noisy" / m["file"], dtype="float32")[0]
+        n = min(len(ref), len(est), len(noisy))
+        for (key, _, _), v in zip(BAND_KEYS, E.band_noise_reduction_db(est[:n], ref[:n], noisy[:n])):
+            r[key] = v
     return rows
 
 
-def paired(a_rows, b_rows, subset):
+def paired(a_rows, b_rows, subset, keys=KEYS):
     lines = []
-    for key, label, sign in KEYS:
+    for key, label, sign in keys:
         d = np.array([b[key] - a[key] for a, b, keep in zip(a_rows, b_rows, subset) if keep], dtype=float)
         d = d[~np.isnan(d)]
         if len(d) < 2:
@@ -67,6 +77,8 @@ def main():
     print(f"A = {args.a} {args.a_args}\nB = {args.b} {args.b_args}")
     print("overall:")
     print("\n".join(paired(rows["a"], rows["b"], [True] * len(meta))))
+    print("noise reduction dB in the pauses, by band:")
+    print("\n".join(paired(rows["a"], rows["b"], [True] * len(meta), BAND_KEYS)))
     print("input SNR 0 dB:")
     print("\n".join(paired(rows["a"], rows["b"], [m["snr_db"] == 0 for m in meta])))
 

@@ -95,8 +95,9 @@ def pause_residual(Y, S, c, w):
     """Compressed magnitude left in the frames without speech (vad_labels: more than 40 dB
     under the example's peak, as evaluate.py's noise reduction counts them), per frame and
     bin. l_mag already counts it once; --pause-weight counts it again. Why: a learned PESQ-WB
-    critic hardly weighs the pauses or the band below 300 Hz, and under it cpu_v36 left
-    0.3-0.4 dB more noise below 1 kHz in the pauses than cpu_v35 (EXPERIMENTS.md, session 21)."""
+    critic hardly weighs the pauses or the band below 300 Hz, and under it cpu_v36 left about
+    0.4 dB more noise below 300 Hz in the pauses than cpu_v35 (compare.py's bands; EXPERIMENTS.md,
+    session 21)."""
     pause = 1.0 - vad_labels(S)  # [B, T]
     return ((mag(Y) ** c).pow(2) * w).mean(-1).mul(pause).mean()
 
