@@ -229,8 +229,17 @@ def check_pause_residual():
     base = train.spec_loss(S + in_pause, S).item()
     more = train.spec_loss(S + in_pause, S, pause_weight=2.0).item()
     assert abs(more - base - 2.0 * noise_in_pause) < 1e-4 * more, (base, more, noise_in_pause)
+    # per band: a rumble below 300 Hz counts far more than per bin, a hiss above 8 kHz less
+    bands = torch.from_numpy(vae.band_matrix())
+    f_hz = torch.linspace(0, 24000, vae.BINS)
+    rumble, hiss = in_pause * (f_hz < 300), in_pause * (f_hz >= 8000)
+    by_band = lambda y: train.pause_residual(y, S, 0.3, w, bands).item() - train.pause_residual(S, S, 0.3, w, bands).item()  # noqa: E731
+    by_bin = lambda y: loss(y) - clean  # noqa: E731
+    assert by_band(S + in_pause) > 1e-2 and by_band(S + speech_only) < 1e-6, "per band: pauses only"
+    ratio_band, ratio_bin = by_band(S + rumble) / by_band(S + hiss), by_bin(S + rumble) / by_bin(S + hiss)
+    assert ratio_band > 5 * ratio_bin, f"rumble / hiss per band {ratio_band:.3f}, per bin {ratio_bin:.3f}"
     print(f"ok  pause residual: 0 for noise in speech frames, {noise_in_pause:.4f} for noise in the pauses, "
-          f"added to spec_loss with its weight")
+          f"added to spec_loss with its weight; rumble / hiss {ratio_bin:.3f} per bin, {ratio_band:.3f} per band")
 
 
 def check_critic():

@@ -73,7 +73,8 @@ def freq_weights(bins, hf_weight, device):
     return w / w.mean()
 
 
-def spec_loss(Y, S, c=0.3, asym_weight=ASYM_WEIGHT, onset_weight=ONSET_WEIGHT, hf_weight=1.0, pause_weight=0.0):
+def spec_loss(Y, S, c=0.3, asym_weight=ASYM_WEIGHT, onset_weight=ONSET_WEIGHT, hf_weight=1.0, pause_weight=0.0,
+              pause_bands=None):
     w = freq_weights(Y.shape[-1], hf_weight, Y.device)
     ym, sm = mag(Y), mag(S)
     ycm, scm = ym**c, sm**c
@@ -87,18 +88,24 @@ def spec_loss(Y, S, c=0.3, asym_weight=ASYM_WEIGHT, onset_weight=ONSET_WEIGHT, h
     onset = (under.mean(-1) * onset_frames(S)).mean()
     loss = l_mag + cplx + asym_weight * asym + onset_weight * onset
     if pause_weight > 0:
-        loss = loss + pause_weight * pause_residual(Y, S, c, w)
+        loss = loss + pause_weight * pause_residual(Y, S, c, w, pause_bands)
     return loss
 
 
-def pause_residual(Y, S, c, w):
+def pause_residual(Y, S, c, w, bands=None):
     """Compressed magnitude left in the frames without speech (vad_labels: more than 40 dB
     under the example's peak, as evaluate.py's noise reduction counts them), per frame and
     bin. l_mag already counts it once; --pause-weight counts it again. Why: a learned PESQ-WB
     critic hardly weighs the pauses or the band below 300 Hz, and under it cpu_v36 left about
     0.4 dB more noise below 300 Hz in the pauses than cpu_v35 (compare.py's bands; EXPERIMENTS.md,
-    session 21)."""
+    session 21).
+    With `bands` ([bins, n_bands], columns sum-normalised: the model's ERB bands) it is taken
+    per band, on each band's mean power, so that every band counts the same. Per bin, the 6
+    bins below 300 Hz are 1 % of the term, though that is where most of a rumble's energy
+    is and where cpu_v36 and cpu_v38 lost noise reduction; per band, they are 7 bands of 40."""
     pause = 1.0 - vad_labels(S)  # [B, T]
+    if bands is not None:
+        return (Y.real.pow(2) + Y.imag.pow(2)).matmul(bands).add(1e-10).pow(c).mean(-1).mul(pause).mean()
     return ((mag(Y) ** c).pow(2) * w).mean(-1).mul(pause).mean()
 
 
@@ -244,7 +251,8 @@ def distill_loss(gains, prob, X, teacher, t_state):
 
 
 def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None, teacher=None, critic=None):
-    """weights: dict(asym_weight, onset_weight, hf_weight, pause_weight) for spec_loss (defaults if None),
+    """weights: dict(asym_weight, onset_weight, hf_weight, pause_weight, pause_bands: bool) for
+    spec_loss (defaults if None),
     plus pesq_weight, pesq_form, pitch_filter, lookahead (frames, see --lookahead) and, with a teacher
     model (--teacher), distill_weight and task_weight.
     Returns (loss, parts, (enhanced, clean target), next state); with lookahead the target
@@ -259,6 +267,8 @@ def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None
     lookahead = weights.pop("lookahead", 0)
     distill_weight = weights.pop("distill_weight", 0.0)
     critic_weight = weights.pop("critic_weight", 0.0)
+    if weights.pop("pause_bands", False):
+        weights["pause_bands"] = model.bands
     task_weight = weights.pop("task_weight", 1.0)
     t_state = None
     if teacher is not None and state is not None:
@@ -330,6 +340,7 @@ def main():
     ap.add_argument("--asym-weight", type=float, default=ASYM_WEIGHT, help="weight of removed speech (see spec_loss)")
     ap.add_argument("--pause-weight", type=float, default=0.0,
                     help="extra weight of what is left in the frames without speech (see pause_residual)")
+    ap.add_argument("--pause-bands", action="store_true", help="take --pause-weight's term per ERB band, not per bin")
     ap.add_argument("--onset-weight", type=float, default=ONSET_WEIGHT, help="extra weight of speech removed at word onsets")
     ap.add_argument("--hf-weight", type=float, default=1.0, help=f"loss weight above {PESQ_BAND_HZ} Hz relative to below (see freq_weights)")
     ap.add_argument("--pesq-weight", type=float, default=0.0,
@@ -489,7 +500,7 @@ def main():
         print("VAL", json.dumps(dict(step=step, val_loss=vl, val_si_sdr_gain_db=imp)), flush=True)
         return
     weights = dict(asym_weight=args.asym_weight, onset_weight=args.onset_weight, hf_weight=args.hf_weight,
-                   pause_weight=args.pause_weight,
+                   pause_weight=args.pause_weight, pause_bands=args.pause_bands,
                    pesq_weight=args.pesq_weight, pesq_form=args.pesq_form, pitch_filter=args.pitch_filter, lookahead=lookahead)
     critic = None
     if args.critic_weight > 0:
