@@ -134,11 +134,16 @@ def onset_loss_db(est, ref):
     return losses
 
 
+def quiet_frames(ref):
+    """The 10 ms frames of the clean reference more than 40 dB below its loudest: its pauses."""
+    e_ref = frame_energy(ref)
+    return 10 * np.log10(e_ref + 1e-12) < 10 * np.log10(e_ref.max() + 1e-12) - 40
+
+
 def noise_reduction_db(est, ref, noisy):
     """How much quieter the output is than the input where the clean reference is silent
     (10 ms frames more than 40 dB below its loudest): the noise a system removed."""
-    e_ref = frame_energy(ref)
-    quiet = 10 * np.log10(e_ref + 1e-12) < 10 * np.log10(e_ref.max() + 1e-12) - 40
+    quiet = quiet_frames(ref)
     if not quiet.any():
         return float("nan")
     return float(10 * np.log10((frame_energy(noisy)[quiet].sum() + 1e-12) / (frame_energy(est)[quiet].sum() + 1e-12)))
@@ -151,8 +156,7 @@ def band_noise_reduction_db(est, ref, noisy, edges_hz=NR_BANDS_HZ):
     """noise_reduction_db() per frequency band (edges_hz), from the same quiet 10 ms frames:
     each frame's spectrum is taken over 20 ms (Hann) from its start. Says where in the
     spectrum a system leaves noise in the pauses; a list of NaN if there are none."""
-    e_ref = frame_energy(ref)
-    quiet = 10 * np.log10(e_ref + 1e-12) < 10 * np.log10(e_ref.max() + 1e-12) - 40
+    quiet = quiet_frames(ref)
     n_win = 960
     starts = [i * 480 for i in np.flatnonzero(quiet) if i * 480 + n_win <= min(len(est), len(noisy))]
     if not starts:

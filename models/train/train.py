@@ -102,7 +102,8 @@ def pause_residual(Y, S, c, w, bands=None):
     With `bands` ([bins, n_bands], columns sum-normalised: the model's ERB bands) it is taken
     per band, on each band's mean power, so that every band counts the same. Per bin, the 6
     bins below 300 Hz are 1 % of the term, though that is where most of a rumble's energy
-    is and where cpu_v36 and cpu_v38 lost noise reduction; per band, they are 7 bands of 40."""
+    is and where cpu_v36 and cpu_v38 lost noise reduction; per band, they are 7 bands of 40.
+    --hf-weight's w does not apply per band."""
     pause = 1.0 - vad_labels(S)  # [B, T]
     if bands is not None:
         return (Y.real.pow(2) + Y.imag.pow(2)).matmul(bands).add(1e-10).pow(c).mean(-1).mul(pause).mean()
