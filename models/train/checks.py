@@ -217,7 +217,8 @@ def check_pause_residual():
     # 60 frames: speech in the first 30, nothing in the last 30
     S = torch.zeros(1, 60, vae.BINS, dtype=torch.complex64)
     S[:, :30] = 1.0
-    N = torch.complex(torch.randn(1, 60, vae.BINS), torch.randn(1, 60, vae.BINS)) * 0.1
+    g = torch.Generator().manual_seed(0)  # its own seed: the same figures alone or within main()
+    N = torch.complex(torch.randn(1, 60, vae.BINS, generator=g), torch.randn(1, 60, vae.BINS, generator=g)) * 0.1
     speech_only, in_pause = N.clone(), N.clone()
     speech_only[:, 30:] = 0
     in_pause[:, :30] = 0
