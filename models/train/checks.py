@@ -243,6 +243,32 @@ def check_pause_residual():
           f"added to spec_loss with its weight; rumble / hiss {ratio_bin:.3f} per bin, {ratio_band:.3f} per band")
 
 
+def check_pause_excess():
+    import train
+    bands = torch.from_numpy(vae.band_matrix())
+    S = torch.zeros(1, 60, vae.BINS, dtype=torch.complex64)
+    S[:, :30] = 1.0  # speech in the first 30 frames, a pause in the last 30
+    g = torch.Generator().manual_seed(1)
+    N = torch.complex(torch.randn(1, 60, vae.BINS, generator=g), torch.randn(1, 60, vae.BINS, generator=g)) * 0.1
+    in_pause, in_speech = N.clone(), N.clone()
+    in_pause[:, :30] = 0
+    in_speech[:, 30:] = 0
+    ref = S + 0.5 * in_pause  # the reference leaves half the noise in the pause
+    excess = lambda y: train.pause_excess(y, ref, S, bands).item()  # noqa: E731
+    more, same, less = excess(S + in_pause), excess(ref), excess(S + 0.25 * in_pause)
+    assert more > 1e-2, f"leaving more than the reference in the pauses must count: {more}"
+    assert same == 0.0 and less == 0.0, f"leaving as much or less must cost nothing: {same}, {less}"
+    assert excess(ref + in_speech) == 0.0, "speech frames must not count"
+    # through losses(): a student equal to its reference (teacher) owes nothing
+    model = random_model()
+    x = torch.randn(2, 24000) * 0.1
+    _, parts, _, _ = train.losses(model, x, x, vae.sqrt_hann(), 0.0, sample=False,
+                                  weights=dict(distill_weight=0.0, anchor_weight=3.0), teacher=model)
+    assert parts["anchor"] < 1e-9, f"a student equal to its reference has anchor loss {parts['anchor']}"
+    print(f"ok  pause excess: {more:.4f} when leaving twice the reference's noise in the pauses, 0 for as much, "
+          f"less, or noise in the speech frames; 0 through losses() against itself")
+
+
 def check_critic():
     import critic
     import train
@@ -523,6 +549,7 @@ def main():
     check_deep_filter(torch.randn(2, 40, vae.BINS, 2))
     check_perceptual_loss()
     check_pause_residual()
+    check_pause_excess()
     check_critic()
     check_pitch_filter()
     check_import_onnx()

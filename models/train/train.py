@@ -197,6 +197,21 @@ def perceptual_loss_p862(Y, S, bands, top_band):
     return (per_example * has_speech).sum() / has_speech.sum().clamp(min=1)
 
 
+def pause_excess(Y, Y_ref, S, bands, c=0.3):
+    """How much more the student leaves than a reference model in the frames without speech
+    (train.py --anchor-weight, with --teacher as the reference): per ERB band, on each band's
+    mean power compressed as in pause_residual, only where the student's is the higher.
+    Why: pause_residual pushes the pauses towards silence, and at weights that won the noise
+    back (cpu_v39, cpu_v42) the word onsets paid for it. A bound stops pulling once the
+    student removes as much as the reference did, so it can hold a shipped model's noise
+    reduction while the critic moves the speech frames, without asking for more."""
+    pause = 1.0 - vad_labels(S)  # [B, T]
+
+    def banded(Z):
+        return (Z.real.pow(2) + Z.imag.pow(2)).matmul(bands).add(1e-10).pow(c)
+    return torch.relu(banded(Y) - banded(Y_ref)).mean(-1).mul(pause).mean()
+
+
 def si_sdr(est, ref):
     ref = ref - ref.mean(-1, keepdim=True)
     est = est - est.mean(-1, keepdim=True)
@@ -241,21 +256,22 @@ def distill_loss(gains, prob, X, teacher, t_state):
     """How far the student's gains are from the teacher's on the same input (train.py
     --teacher): the compressed-magnitude error of the two enhanced spectra, the spec_loss
     term's units (|X|^0.3 * (g^0.3 - g_t^0.3), squared), plus the speech probability's
-    KL divergence from the teacher's, at the 0.05 the task loss gives its VAD term. Returns (loss, teacher's next state)."""
+    KL divergence from the teacher's, at the 0.05 the task loss gives its VAD term. Returns
+    (loss, teacher's next state, teacher's gains, teacher's deep-filter output)."""
     with torch.no_grad():
-        t_gains, t_prob, _, _, t_nxt, _ = run_model(teacher, X, False, t_state)
+        t_gains, t_prob, _, _, t_nxt, t_df = run_model(teacher, X, False, t_state)
     xc = mag(X) ** 0.3
     l_gain = ((gains.clamp(min=1e-6) ** 0.3 - t_gains.clamp(min=1e-6) ** 0.3) * xc).pow(2).mean()
     p, q = prob.clamp(1e-6, 1 - 1e-6), t_prob.clamp(1e-6, 1 - 1e-6)
     l_prob = (q * torch.log(q / p) + (1 - q) * torch.log((1 - q) / (1 - p))).mean()  # binary KL: 0 when equal
-    return l_gain + 0.05 * l_prob, t_nxt
+    return l_gain + 0.05 * l_prob, t_nxt, t_gains, t_df
 
 
 def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None, teacher=None, critic=None):
     """weights: dict(asym_weight, onset_weight, hf_weight, pause_weight, pause_bands: bool) for
     spec_loss (defaults if None),
     plus pesq_weight, pesq_form, pitch_filter, lookahead (frames, see --lookahead) and, with a teacher
-    model (--teacher), distill_weight and task_weight.
+    model (--teacher), distill_weight, task_weight and anchor_weight (pause_excess against the teacher).
     Returns (loss, parts, (enhanced, clean target), next state); with lookahead the target
     is the clean signal delayed by lookahead * HOP samples. With a teacher, `state` and the
     next state are the student's tensors followed by the teacher's. With a critic
@@ -271,6 +287,7 @@ def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None
     if weights.pop("pause_bands", False):
         weights["pause_bands"] = model.bands
     task_weight = weights.pop("task_weight", 1.0)
+    anchor_weight = weights.pop("anchor_weight", 0.0)
     t_state = None
     if teacher is not None and state is not None:
         n_own = len(model.initial_state(1))
@@ -310,7 +327,13 @@ def losses(model, noisy, clean, win, beta, sample=True, state=None, weights=None
             total = total + critic_weight * l_critic
             parts["critic_gen"] = l_critic.item()
     if teacher is not None:
-        l_distill, t_nxt = distill_loss(gains, prob, X_in, teacher, t_state)
+        l_distill, t_nxt, t_gains, t_df = distill_loss(gains, prob, X_in, teacher, t_state)
+        if anchor_weight > 0:
+            t_base = None if base is None else pitch.pitch_filtered(X, P, t_gains, model.bands,
+                                                                    pitch.torch_spread(X.device))
+            l_anchor = pause_excess(Y, vae.enhance(X, t_gains, t_df, t_base).detach(), S, model.bands)
+            total = total + anchor_weight * l_anchor
+            parts["anchor"] = l_anchor.item()
         # the KL term keeps the student's latent a posterior whatever the task weight
         total = task_weight * (total - beta * kl) + beta * kl + distill_weight * l_distill
         parts["distill"] = l_distill.item()
@@ -401,6 +424,9 @@ def main():
                          "pulled towards the teacher's on the same input (distill_loss), e.g. a narrowed copy "
                          "(narrow.py) learning to be its original again")
     ap.add_argument("--distill-weight", type=float, default=5.0, help="weight of the distillation term (with --teacher)")
+    ap.add_argument("--anchor-weight", type=float, default=0.0,
+                    help="with --teacher: weight of what the student leaves in the pauses beyond the teacher "
+                         "(see pause_excess; --distill-weight 0 makes the teacher only this bound)")
     ap.add_argument("--task-weight", type=float, default=1.0,
                     help="weight of the usual loss against the clean target (with --teacher; 0: the teacher alone)")
     ap.add_argument("--init", default=None, help="warm-start from a checkpoint (a narrower model's weights are "
@@ -522,8 +548,11 @@ def main():
         teacher = VaeDenoiser.for_weights(t_st["model"])
         teacher.load_state_dict({k: v.float() for k, v in t_st["model"].items()})
         teacher = teacher.to(dev).eval().requires_grad_(False)
-        weights.update(distill_weight=args.distill_weight, task_weight=args.task_weight)
-        print(f"distilling from {args.teacher} (weight {args.distill_weight}, task weight {args.task_weight})", flush=True)
+        weights.update(distill_weight=args.distill_weight, task_weight=args.task_weight, anchor_weight=args.anchor_weight)
+        print(f"distilling from {args.teacher} (weight {args.distill_weight}, task weight {args.task_weight}, "
+              f"pause anchor {args.anchor_weight})", flush=True)
+    elif args.anchor_weight > 0:
+        sys.exit("--anchor-weight needs --teacher (the model whose pauses bound the student's)")
     if lookahead:
         print(f"lookahead {lookahead} frames: the gains of frame t go to frame t - {lookahead}", flush=True)
     log = open(run / "log.jsonl", "a")
