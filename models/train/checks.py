@@ -243,7 +243,7 @@ def check_pause_residual():
           f"added to spec_loss with its weight; rumble / hiss {ratio_bin:.3f} per bin, {ratio_band:.3f} per band")
 
 
-def check_pause_excess():
+def check_anchors():
     import train
     bands = torch.from_numpy(vae.band_matrix())
     S = torch.zeros(1, 60, vae.BINS, dtype=torch.complex64)
@@ -263,10 +263,27 @@ def check_pause_excess():
     model = random_model()
     x = torch.randn(2, 24000) * 0.1
     _, parts, _, _ = train.losses(model, x, x, vae.sqrt_hann(), 0.0, sample=False,
-                                  weights=dict(distill_weight=0.0, anchor_weight=3.0), teacher=model)
-    assert parts["anchor"] < 1e-9, f"a student equal to its reference has anchor loss {parts['anchor']}"
+                                  weights=dict(distill_weight=0.0, anchor_weight=3.0, onset_anchor_weight=3.0),
+                                  teacher=model)
+    assert parts["anchor"] < 1e-9 and parts["onset_anchor"] < 1e-9, f"a student equal to its reference owes {parts}"
+    # onsets: speech from frame 20 after silence; the reference keeps half of it
+    S2 = torch.zeros(1, 60, vae.BINS, dtype=torch.complex64)
+    S2[:, 20:] = 1.0
+    short = lambda y, r: train.onset_shortfall(y, r, S2, bands).item()  # noqa: E731
+    cut, kept = short(0.25 * S2, 0.5 * S2), short(0.5 * S2, 0.5 * S2)
+    assert cut > 1e-2 and kept == 0.0 and short(S2, 0.5 * S2) == 0.0, f"onset shortfall: {cut}, {kept}"
+    late = S2.clone()
+    late[:, 20:25] *= 0.25  # the word's first 50 ms cut
+    assert short(late, S2) > 1e-2, "cutting a word's first 50 ms must count"
+    after = S2.clone()
+    after[:, 30:] *= 0.25
+    assert short(after, S2) == 0.0, "only the first 50 ms of a word count"
+    noisy_ref = S2 + N  # a reference that kept noise at the onset: the floor is the clean speech
+    assert short(S2, noisy_ref) == 0.0, "keeping the clean onset must meet the bound"
+    print(f"ok  onset shortfall: {cut:.4f} when keeping a quarter of an onset against the reference's half, "
+          f"0 for as much, for cuts after the first 50 ms, and for the clean onset against a noisy reference")
     print(f"ok  pause excess: {more:.4f} when leaving twice the reference's noise in the pauses, 0 for as much, "
-          f"less, or noise in the speech frames; 0 through losses() against itself")
+          f"less, or noise in the speech frames; both bounds 0 through losses() against itself")
 
 
 def check_critic():
@@ -549,7 +566,7 @@ def main():
     check_deep_filter(torch.randn(2, 40, vae.BINS, 2))
     check_perceptual_loss()
     check_pause_residual()
-    check_pause_excess()
+    check_anchors()
     check_critic()
     check_pitch_filter()
     check_import_onnx()
