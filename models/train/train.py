@@ -106,8 +106,14 @@ def pause_residual(Y, S, c, w, bands=None):
     --hf-weight's w does not apply per band."""
     pause = 1.0 - vad_labels(S)  # [B, T]
     if bands is not None:
-        return (Y.real.pow(2) + Y.imag.pow(2)).matmul(bands).add(1e-10).pow(c).mean(-1).mul(pause).mean()
+        return banded_power(Y, bands, c).mean(-1).mul(pause).mean()
     return ((mag(Y) ** c).pow(2) * w).mean(-1).mul(pause).mean()
+
+
+def banded_power(Z, bands, c=0.3):
+    """[B, T, bands]: each ERB band's mean power (bands: [bins, n_bands], columns
+    sum-normalised), compressed by the power c: the units of the per-band pause and onset terms."""
+    return (Z.real.pow(2) + Z.imag.pow(2)).matmul(bands).add(1e-10).pow(c)
 
 
 def mrstft_loss(y, s, hf_weight=1.0):
@@ -206,10 +212,7 @@ def pause_excess(Y, Y_ref, S, bands, c=0.3):
     student removes as much as the reference did, so it can hold a shipped model's noise
     reduction while the critic moves the speech frames, without asking for more."""
     pause = 1.0 - vad_labels(S)  # [B, T]
-
-    def banded(Z):
-        return (Z.real.pow(2) + Z.imag.pow(2)).matmul(bands).add(1e-10).pow(c)
-    return torch.relu(banded(Y) - banded(Y_ref)).mean(-1).mul(pause).mean()
+    return torch.relu(banded_power(Y, bands, c) - banded_power(Y_ref, bands, c)).mean(-1).mul(pause).mean()
 
 
 def onset_shortfall(Y, Y_ref, S, bands, c=0.3):
@@ -221,11 +224,8 @@ def onset_shortfall(Y, Y_ref, S, bands, c=0.3):
     than the clean speech is not what the bound asks for. With pause_residual it lets the
     pauses be pushed down while the word starts stay where the shipped model had them."""
     onset = onset_frames(S)  # [B, T]
-
-    def banded(Z):
-        return (Z.real.pow(2) + Z.imag.pow(2)).matmul(bands).add(1e-10).pow(c)
-    floor = torch.minimum(banded(Y_ref), banded(S))
-    return torch.relu(floor - banded(Y)).mean(-1).mul(onset).mean()
+    floor = torch.minimum(banded_power(Y_ref, bands, c), banded_power(S, bands, c))
+    return torch.relu(floor - banded_power(Y, bands, c)).mean(-1).mul(onset).mean()
 
 
 def si_sdr(est, ref):
