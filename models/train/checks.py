@@ -41,6 +41,9 @@ Run after changing vae.py; exits non-zero on the first failure.
   95-260 Hz come back at their F0, and white noise is not voiced.- mixer.Corpus with the MBROLA voices (train_speech_extra.ogg): each clip of either file
   reads back unchanged through the joined buffer when asked for; the file is left out by
   default and when it did not travel.
+- evaluate.py --draw: the standing draw rebuilt in another folder holds the standing set's
+  items sample for sample (so a fresh draw differs from it by its seed alone), another seed
+  gives other mixtures, and each draw has its own folder (needs the built corpus and set).
 """
 import math
 import sys
@@ -555,6 +558,42 @@ def check_extra_speech():
     print("ok  extra speech: the MBROLA file's clips read back through the joined buffer; without it, left out")
 
 
+def check_fresh_draw():
+    """evaluate.build_set with the standing seed reproduces cache/eval item for item, and
+    another seed (evaluate.py --draw) draws other mixtures into its own folder."""
+    import tempfile
+
+    import soundfile as sf
+
+    import evaluate as E
+
+    standing = E.set_dir("val")
+    if not (standing / "meta.json").exists():
+        print("SKIP fresh draw: build the corpus and the set first (build_corpus.py, evaluate.py)")
+        return
+    assert E.set_dir("val", draw=2025) != standing and E.set_dir("val", draw=E.STANDING_DRAW) == standing
+    assert E.set_dir("independent", draw=7).name == "eval_independent_draw7"
+    kept, n = E.EVAL, 5
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            metas = {}
+            for seed in (E.STANDING_DRAW, 2025):
+                E.EVAL = Path(d) / str(seed)
+                metas[seed] = E.build_set(n, 6.0, seed=seed, split="val")
+            for i in range(n):
+                name = f"{i:03d}.wav"
+                again, _ = sf.read(Path(d) / str(E.STANDING_DRAW) / "noisy" / name, dtype="float32")
+                first, _ = sf.read(standing / "noisy" / name, dtype="float32")
+                assert np.array_equal(again, first), f"the standing draw's item {name} is not reproduced"
+                other, _ = sf.read(Path(d) / "2025" / "noisy" / name, dtype="float32")
+                assert not np.array_equal(other, first), f"draw 2025 repeats the standing item {name}"
+            same = sum(a["voice"] == b["voice"] for a, b in zip(metas[E.STANDING_DRAW], metas[2025]))
+    finally:
+        E.EVAL = kept
+    print(f"ok  fresh draw: the standing seed rebuilds its {n} items sample for sample, seed 2025 mixes "
+          f"other ones ({same} of {n} share a voice)")
+
+
 def main():
     torch.manual_seed(0)
     spec = torch.randn(2, 50, vae.BINS, 2) * 3
@@ -575,6 +614,7 @@ def main():
     check_median_f0()
     check_speed_change()
     check_extra_speech()
+    check_fresh_draw()
     return 0
 
 

@@ -63,11 +63,15 @@ def main():
     ap.add_argument("--b-args", default="", help="extra arguments for B's `denoised clean`")
     ap.add_argument("--split", choices=["val", "train", "independent"], default="val",
                     help="which of evaluate.py's sets (evaluate.py --split builds it)")
+    ap.add_argument("--draw", type=int, default=E.STANDING_DRAW,
+                    help="a fresh draw of the split (evaluate.py --draw SEED --systems noisy builds it): "
+                         "the standing set chose the shipped model, so a new one's lead over it is "
+                         "confirmed on items that took no part in that choice")
     args = ap.parse_args()
-    eval_dir = E.set_dir(args.split)
+    eval_dir = E.set_dir(args.split, draw=args.draw)
     meta_file = eval_dir / "meta.json"
     if not meta_file.exists():
-        raise SystemExit(f"{meta_file} is missing: run evaluate.py first (it builds the set)")
+        raise SystemExit(f"{meta_file} is missing: run evaluate.py first with the same --split and --draw (it builds the set)")
     meta = json.loads(meta_file.read_text())
     rows = {}
     for name, model, extra in (("a", args.a, args.a_args), ("b", args.b, args.b_args)):

@@ -38,14 +38,22 @@ DNSMOS_KEYS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
 SYNTH_INDEX = {"white": 0, "pink": 1, "hum": 3, "fan": 4, "clicks": 5, "music": 6, "babble": 7}
 
 
-def set_dir(split, speech_speed=1.0):
+STANDING_DRAW = 2024
+
+
+def set_dir(split, speech_speed=1.0, draw=STANDING_DRAW):
     """Where evaluate.py keeps the set of a --split (compare.py reads it there); a set whose
-    speech is speed-changed (--speech-speed) has its own folder."""
+    speech is speed-changed (--speech-speed), or a fresh draw of the same split (--draw),
+    has its own folder."""
     name = "eval" if split == "val" else f"eval_{split}"
-    return HERE / "cache" / (name if speech_speed == 1.0 else f"{name}_speed{speech_speed:g}")
+    if speech_speed != 1.0:
+        name += f"_speed{speech_speed:g}"
+    if draw != STANDING_DRAW:
+        name += f"_draw{draw}"
+    return HERE / "cache" / name
 
 
-def build_set(n, seconds, seed=2024, split="val", speech_speed=1.0):
+def build_set(n, seconds, seed=STANDING_DRAW, split="val", speech_speed=1.0):
     """Fixed mixtures from the validation split (or, to tell under-fitting from
     over-fitting, the training split; or the independent corpus of build_independent.py,
     whose noise is all real recordings): clean/NNN.wav, noisy/NNN.wav, meta.json (each
@@ -446,14 +454,19 @@ def main():
     ap.add_argument("--speech-speed", type=float, default=1.0,
                     help="build (in its own folder) a set whose speech is played this many times faster, pitch and "
                          "formants with it: do the training talkers stay as well served as new voices?")
+    ap.add_argument("--draw", type=int, default=STANDING_DRAW,
+                    help="seed of the mixtures: the default is the standing set every figure in the card "
+                         "uses; another seed builds a fresh draw of the same split in its own folder "
+                         "(cache/eval_draw<SEED>), to confirm a choice made on the standing set where "
+                         "that choice cannot have been fitted to its items")
     ap.add_argument("--dnsmos", action="store_true",
                     help="also score every output with DNSMOS P.835 (SIG, BAK, OVRL; see dnsmos_scores), and the "
                          "clean references as the system `clean`")
     args = ap.parse_args()
     global EVAL
-    EVAL = set_dir(args.split, args.speech_speed)
+    EVAL = set_dir(args.split, args.speech_speed, args.draw)
     args.out = args.out or str(EVAL / "results.json")
-    meta = build_set(args.n, args.seconds, split=args.split, speech_speed=args.speech_speed)
+    meta = build_set(args.n, args.seconds, seed=args.draw, split=args.split, speech_speed=args.speech_speed)
     systems = args.systems.split(",")
     dirs = {"noisy": EVAL / "noisy"}
     timings = {}
