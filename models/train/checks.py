@@ -38,7 +38,8 @@ Run after changing vae.py; exits non-zero on the first failure.
   is constant (its mean folded into the readers' biases), leaves the outputs unchanged; a
   student distilled from itself (train.py --teacher) has no distillation loss.
 - build_independent.median_f0_hz (the independent set's male-voice screen): pulse trains at
-  95-260 Hz come back at their F0, and white noise is not voiced.- mixer.Corpus with the MBROLA voices (train_speech_extra.ogg): each clip of either file
+  95-260 Hz come back at their F0, and white noise is not voiced.
+- mixer.Corpus with the MBROLA voices (train_speech_extra.ogg): each clip of either file
   reads back unchanged through the joined buffer when asked for; the file is left out by
   default and when it did not travel.
 - evaluate.py --draw: the standing draw rebuilt in another folder holds the standing set's
