@@ -3,6 +3,7 @@
 
   python compare.py --a ../denoiser.onnx --b runs/NEW/model.onnx
   python compare.py --a ../denoiser.onnx --b ../denoiser.onnx --b-args=--pitch-filter   # a setting
+  python compare.py --a ../denoiser.onnx --b runs/NEW/model.onnx --draw 2025            # fresh items
 
 Both models run through `denoised clean` (as evaluate.py's `denoised` system) into their
 own folders; for every item the difference B - A of each metric is taken, and the mean
