@@ -45,6 +45,10 @@ Run after changing vae.py; exits non-zero on the first failure.
 - evaluate.py --draw: the standing draw rebuilt in another folder holds the standing set's
   items sample for sample (so a fresh draw differs from it by its seed alone), another seed
   gives other mixtures, and each draw has its own folder (needs the built corpus and set).
+- bandnet.BandVae (train.py --arch band): streaming equals batch, bandnet.for_weights
+  rebuilds it (and a VaeDenoiser) from weights alone, train.losses runs it with the state
+  carried between steps (train.carry_state), and its ONNX export passes export.py's parity
+  check with the heads' shapes [1, T, ...] the Rust loader asks for.
 """
 import math
 import sys
@@ -595,6 +599,52 @@ def check_fresh_draw():
           f"other ones ({same} of {n} share a voice)")
 
 
+def check_band_model(spec):
+    import tempfile
+
+    import onnx
+
+    import bandnet
+    import export
+    import train
+    torch.manual_seed(3)
+    model = bandnet.BandVae().eval()
+    with torch.no_grad():  # the zero-initialised heads would hide a broken path: wake them
+        for p in (model.slope.weight, model.band_emb):
+            p.normal_(0, 0.3)
+    batch = outputs(model, spec[:1])
+    diff = max((streamed(model, spec, i) - batch[i]).abs().max().item() for i in (0, 1, 2))
+    assert diff < TOL, f"band model: streaming differs from batch by {diff}"
+    rebuilt = bandnet.for_weights(model.state_dict())
+    assert isinstance(rebuilt, bandnet.BandVae) and (rebuilt.ch, rebuilt.hidden, rebuilt.intra, rebuilt.latent) == \
+        (model.ch, model.hidden, model.intra, model.latent), "band model: for_weights lost its shape"
+    rebuilt.load_state_dict(model.state_dict())
+    assert isinstance(bandnet.for_weights(vae.VaeDenoiser(hidden=32, conv_ch=16).state_dict()), vae.VaeDenoiser)
+    # a training step's loss, then a second step from the carried state
+    model.train()
+    gen = torch.Generator().manual_seed(0)
+    noisy, clean = torch.randn(2, 9600 + 480) * 0.1, torch.randn(2, 9600 + 480) * 0.1
+    win = vae.sqrt_hann()
+    loss, _, _, nxt = train.losses(model, noisy, clean, win, 1e-3, weights=dict(pesq_weight=1.0))
+    loss.backward()
+    assert torch.isfinite(loss) and model.embed.weight.grad.abs().sum() > 0, "band model: no gradient"
+    state = train.carry_state(nxt, gen)
+    assert [s.shape for s in state] == [s.shape for s in model.initial_state(2)], "band model: carried state's shapes"
+    loss2, _, _, _ = train.losses(model, noisy, clean, win, 1e-3, state=state)
+    assert torch.isfinite(loss2)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "band.onnx"
+        model.eval()
+        export.export(model, path, export.contract_meta())
+        d_tb, d_bs = export.parity(model, path, frames=60)
+        heads = {o.name: [d.dim_value or d.dim_param for d in o.type.tensor_type.shape.dim]
+                 for o in onnx.load(str(path)).graph.output if not o.name.startswith("state_out_")}
+    assert max(d_tb, d_bs) < 1e-4, f"band model: ONNX parity {d_tb}, {d_bs}"
+    assert heads["gains"] == [1, "T", vae.BINS] and heads["speech_prob"] == [1, "T"], heads
+    print(f"ok  band model: streaming equals batch ({diff:.1e}), rebuilt from its weights, trains with the state "
+          f"carried, ONNX parity {max(d_tb, d_bs):.1e} with heads {heads['gains']}")
+
+
 def main():
     torch.manual_seed(0)
     spec = torch.randn(2, 50, vae.BINS, 2) * 3
@@ -616,6 +666,7 @@ def main():
     check_speed_change()
     check_extra_speech()
     check_fresh_draw()
+    check_band_model(torch.randn(2, vae.NOISE_WIN + 20, vae.BINS, 2) * torch.linspace(0.1, 10, vae.NOISE_WIN + 20)[None, :, None, None])
     return 0
 
 

@@ -14,8 +14,9 @@ import onnx
 import onnxruntime as ort
 import torch
 
+import bandnet
 import vae
-from vae import BINS, HOP, N_FFT, SR, VaeDenoiser
+from vae import BINS, HOP, N_FFT, SR
 
 HERE = Path(__file__).resolve().parent
 STATE_NAMES = ["conv1", "conv2", "enc_gru", "dec_gru"]
@@ -34,6 +35,8 @@ class Exported(torch.nn.Module):
 
 
 def state_names(model):
+    if hasattr(model, "state_names"):  # bandnet.BandVae names its own
+        return model.state_names()
     return STATE_NAMES + (["noise_floor"] if model.noise_floor else []) + (["phase_prev"] if model.phase else []) \
         + (["dec2_gru"] if model.dec_layers == 2 else [])
 
@@ -62,6 +65,13 @@ def export(model, out_path, meta):
             for d, v in zip(o.type.tensor_type.shape.dim, dims):
                 d.Clear()
                 d.dim_value = v
+        else:  # the heads are [1, T, ...]; a model that folds time into the batch (bandnet) leaves
+            # the exporter naming their first dim after T
+            d0, d1 = o.type.tensor_type.shape.dim[:2]
+            d0.Clear()
+            d0.dim_value = 1
+            d1.Clear()
+            d1.dim_param = "T"
     for k, v in meta.items():
         p = m.metadata_props.add()
         p.key, p.value = k, str(v)
@@ -122,7 +132,7 @@ def main():
     ap.add_argument("--name", default="denoised-vae")
     args = ap.parse_args()
     st = torch.load(args.ckpt, map_location="cpu")
-    model = VaeDenoiser.for_weights(st["model"])
+    model = bandnet.for_weights(st["model"])
     model.load_state_dict(st["model"])
     model.eval()
     n_params = sum(p.numel() for p in model.parameters())
@@ -130,7 +140,8 @@ def main():
         "name": args.name,
         "training_steps": st["step"],
         "parameters": n_params,
-        "macs_per_second": vae.count_macs_per_frame(model) * SR // HOP,
+        "macs_per_second": (model.count_macs_per_frame() if hasattr(model, "count_macs_per_frame")
+                            else vae.count_macs_per_frame(model)) * SR // HOP,
         # train.py --lookahead: the gains of frame t belong to frame t - N
         "lookahead_frames": int(st.get("lookahead", 0)),
     })

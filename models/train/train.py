@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+import bandnet
 import critic as critic_mod
 import mixer
 import pitch
@@ -456,6 +457,9 @@ def main():
                          "onsets (see onset_shortfall)")
     ap.add_argument("--task-weight", type=float, default=1.0,
                     help="weight of the usual loss against the clean target (with --teacher; 0: the teacher alone)")
+    ap.add_argument("--arch", choices=("vae", "band"), default="vae",
+                    help="a new run's model: vae.VaeDenoiser (every shipped model) or bandnet.BandVae (weights "
+                         "shared across the bands; session 25); a resumed run keeps its own")
     ap.add_argument("--init", default=None, help="warm-start from a checkpoint (a narrower model's weights are "
                     "widened to --hidden / --conv-ch / --flatness / --noise-floor, see vae.widen_weights)")
     ap.add_argument("--hidden", type=int, default=None, help=f"GRU width (default: --init's, else {vae.HIDDEN})")
@@ -479,7 +483,12 @@ def main():
     torch.manual_seed(args.seed)
     ckpt = run / "last.pt"
     if ckpt.exists():  # a resumed run keeps its own shape
-        model = VaeDenoiser.for_weights(torch.load(ckpt, map_location="cpu")["model"])
+        model = bandnet.for_weights(torch.load(ckpt, map_location="cpu")["model"])
+    elif args.arch == "band":  # from scratch only: nothing to widen it from
+        if args.init:
+            sys.exit("--arch band trains from scratch; --init takes a VaeDenoiser checkpoint")
+        model = bandnet.BandVae()
+        print("band-wise model (bandnet.BandVae), from scratch", flush=True)
     else:
         src = None
         if args.init:
