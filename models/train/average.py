@@ -48,8 +48,8 @@ def main():
     step = max(c.get("step", 0) for c in ckpts)
     used_s = max(c.get("used_s", 0.0) for c in ckpts)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(dict(model=avg, step=step, used_s=used_s, averaged=list(args.ckpts), weights=weights, lookahead=lookahead.pop()),
-               args.out)
+    torch.save(dict(model=avg, step=step, used_s=used_s, averaged=list(args.ckpts), weights=weights,
+                    lookahead=lookahead.pop()), args.out)
     print(f"averaged {len(states)} checkpoints into {args.out}")
 
 

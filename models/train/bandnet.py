@@ -155,3 +155,8 @@ class BandVae(nn.Module):
 def for_weights(state_dict):
     """The model (VaeDenoiser or BandVae, untrained) that a checkpoint's weights fit."""
     return BandVae.for_weights(state_dict) if BandVae.is_band(state_dict) else vae.VaeDenoiser.for_weights(state_dict)
+
+
+def count_macs_per_frame(model):
+    """Multiply-accumulates per 10 ms hop of either model (the export's metadata)."""
+    return model.count_macs_per_frame() if isinstance(model, BandVae) else vae.count_macs_per_frame(model)

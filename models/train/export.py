@@ -15,7 +15,6 @@ import onnxruntime as ort
 import torch
 
 import bandnet
-import vae
 from vae import BINS, HOP, N_FFT, SR
 
 HERE = Path(__file__).resolve().parent
@@ -35,7 +34,7 @@ class Exported(torch.nn.Module):
 
 
 def state_names(model):
-    if hasattr(model, "state_names"):  # bandnet.BandVae names its own
+    if isinstance(model, bandnet.BandVae):  # it names its own
         return model.state_names()
     return STATE_NAMES + (["noise_floor"] if model.noise_floor else []) + (["phase_prev"] if model.phase else []) \
         + (["dec2_gru"] if model.dec_layers == 2 else [])
@@ -140,8 +139,7 @@ def main():
         "name": args.name,
         "training_steps": st["step"],
         "parameters": n_params,
-        "macs_per_second": (model.count_macs_per_frame() if hasattr(model, "count_macs_per_frame")
-                            else vae.count_macs_per_frame(model)) * SR // HOP,
+        "macs_per_second": bandnet.count_macs_per_frame(model) * SR // HOP,
         # train.py --lookahead: the gains of frame t belong to frame t - N
         "lookahead_frames": int(st.get("lookahead", 0)),
     })

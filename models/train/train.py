@@ -581,7 +581,7 @@ def main():
         t_st = torch.load(args.teacher, map_location="cpu")
         if t_st.get("lookahead", 0) != lookahead:
             sys.exit(f"--teacher {args.teacher} has {t_st.get('lookahead', 0)} frames of lookahead, the student {lookahead}")
-        teacher = VaeDenoiser.for_weights(t_st["model"])
+        teacher = bandnet.for_weights(t_st["model"])
         teacher.load_state_dict({k: v.float() for k, v in t_st["model"].items()})
         teacher = teacher.to(dev).eval().requires_grad_(False)
         weights.update(distill_weight=args.distill_weight, task_weight=args.task_weight, anchor_weight=args.anchor_weight,
