@@ -4,10 +4,14 @@ outputs as vae.VaeDenoiser, but most of its weights are shared across the 40 ERB
 Why: VaeDenoiser reads the whole frame through dense layers, so what it learns about a band
 at 1 kHz teaches it nothing about the band at 2 kHz; every band's rules are learned from that
 band's examples alone. Models that process the spectrum band by band with shared weights
-(dual-path and band-split designs: DPCRN, GTCRN, DeepFilterNet's ERB encoder) are known to
+(dual-path and band-split designs: DPCRN, GTCRN, DeepFilterNet's ERB encoder) are reported to
 learn more from each example. The notebook's estimate (EXPERIMENTS.md, session 10) is that the
 bar needs a model that learns more per example, not more steps of this one; this is the first
 such model tried here, from scratch, beside VaeDenoiser from scratch as its control.
+
+Measured (EXPERIMENTS.md, session 25, cpu_v75 against cpu_v74): this design did not learn
+more per example over its first 1,000 steps (validation loss behind from step 300 on, PESQ-WB
+level); it is kept as a working, tested starting point for other band-wise designs.
 
 Signal path, per 10 ms hop:
   noisy spectrum -> per band (40 ERB bands): log energy, log spectral flatness, level above
@@ -52,9 +56,7 @@ class BandVae(nn.Module):
         super().__init__()
         self.ch, self.hidden, self.intra, self.latent = ch, hidden, intra, latent
         self.register_buffer("bands", torch.from_numpy(vae.band_matrix()))
-        spread = vae.band_matrix().T  # [bands, bins]: each bin's share of each band
-        spread = spread / (spread.sum(axis=0, keepdims=True) + 1e-9)
-        self.register_buffer("spread", torch.from_numpy(spread))
+        self.register_buffer("spread", torch.from_numpy(vae.band_spread()))
         self.embed = nn.Linear(BAND_FEATS, ch)
         self.band_emb = nn.Parameter(torch.zeros(N_BANDS, ch))  # also marks the arch in a checkpoint
         self.conv1 = nn.Conv2d(ch, ch, (CONV_K, 3), padding=(0, 1))  # time x frequency
@@ -126,13 +128,12 @@ class BandVae(nn.Module):
         power = spec[..., 0] ** 2 + spec[..., 1] ** 2
         band_power = power @ self.bands
         band_db = torch.log10(band_power + 1e-9)
-        log_flat = torch.log(power + 1e-9) @ self.bands - torch.log(band_power + 1e-9)
+        flat = vae.band_flatness(power, band_power, self.bands)
         snr_db, n_floor = vae.noise_floor_snr(band_db, s_floor)
-        # each bin's height above its band envelope (log10), the detail the gains follow
-        peak = torch.log10(power + 1e-9) - torch.log10(band_power @ self.spread + 1e-9)
+        peak = vae.peak_height(power, band_power, self.spread)  # the detail the gains follow
         peaked = torch.relu(peak) @ self.bands
-        feats = torch.stack([(band_db + 4.0) / 4.0, (log_flat + 0.58).clamp(min=-6.0) / 2.0,
-                             snr_db / 2.0, peaked], dim=-1)  # [B, T, NB, 4]
+        # level and level above the floor scaled as VaeDenoiser.features scales them
+        feats = torch.stack([(band_db + 4.0) / 4.0, flat, snr_db / 2.0, peaked], dim=-1)  # [B, T, NB, 4]
         f = torch.relu(self.embed(feats) + self.band_emb).permute(0, 3, 1, 2)  # [B, C, T, NB]
         h, n_c1 = self._conv(self.conv1, f, s_c1)
         h, n_c2 = self._conv(self.conv2, torch.relu(h), s_c2)

@@ -66,6 +66,28 @@ def band_matrix(n_bands=N_BANDS, bins=BINS, sr=SR):
     return m.astype(np.float32)
 
 
+def band_spread():
+    """[n_bands, bins]: band_matrix's triangles as each bin's share of each band (per bin summing
+    to 1), which spreads a per-band value back over the bins."""
+    spread = band_matrix().T
+    return (spread / (spread.sum(axis=0, keepdims=True) + 1e-9)).astype(np.float32)
+
+
+def band_flatness(power, band_power, bands):
+    """[B, T, n_bands] the log spectral flatness of each band, scaled as the models take it:
+    the band's mean log power minus the log of its mean power (both weighted by the band's
+    triangle; <= 0 by Jensen). Noise sits near -0.58 (the value for exponentially distributed
+    power), harmonics, hum and tones far below: a cue for voiced speech in every band."""
+    log_flat = torch.log(power + 1e-9) @ bands - torch.log(band_power + 1e-9)
+    return (log_flat + 0.58).clamp(min=-6.0) / 2.0
+
+
+def peak_height(power, band_power, spread):
+    """[B, T, bins] how far each bin stands above its band envelope (log10): a harmonic peak
+    above 0, the valley between two below."""
+    return torch.log10(power + 1e-9) - torch.log10(band_power @ spread + 1e-9)
+
+
 def band_centres_hz(bands=None):
     """[n_bands] the centre frequency of each band of band_matrix() (its weighted mean)."""
     bands = band_matrix() if bands is None else bands
@@ -176,9 +198,7 @@ class VaeDenoiser(nn.Module):
         self.peak_slope = nn.Linear(self.hidden, N_BANDS)
         nn.init.zeros_(self.peak_slope.weight)
         nn.init.zeros_(self.peak_slope.bias)
-        spread = band_matrix().T  # [bands, bins]: each bin's share of each band, per bin summing to 1
-        spread = spread / (spread.sum(axis=0, keepdims=True) + 1e-9)
-        self.register_buffer("spread", torch.from_numpy(spread.astype(np.float32)))
+        self.register_buffer("spread", torch.from_numpy(band_spread()))
 
     @staticmethod
     def size_of(state_dict):
@@ -218,14 +238,8 @@ class VaeDenoiser(nn.Module):
         band_db = torch.log10(band_power + 1e-9)  # ~[-9, 3]
         fine = (power[..., :FINE_BINS] + 1e-12) ** 0.15  # |X|^0.3
         feats = [(band_db + 4.0) / 4.0, fine]
-        if self.flatness:
-            # log spectral flatness of each band: the band's mean log power minus the log of
-            # its mean power (both weighted by the band's triangle; <= 0 by Jensen). Noise
-            # sits near -0.58 (the value for exponentially distributed power), harmonics,
-            # hum and tones far below: a direct cue for voiced speech in every band, which
-            # the fine magnitudes give only below 9.6 kHz and only through a linear layer
-            log_flat = torch.log(power + 1e-9) @ self.bands - torch.log(band_power + 1e-9)
-            feats.append((log_flat + 0.58).clamp(min=-6.0) / 2.0)
+        if self.flatness:  # the fine magnitudes give the voicing cue only below 9.6 kHz, and only through a linear layer
+            feats.append(band_flatness(power, band_power, self.bands))
         nxt = None
         if self.noise_floor:
             snr_db, nxt = noise_floor_snr(band_db, noise_state)
@@ -260,7 +274,7 @@ class VaeDenoiser(nn.Module):
             d = d + self.dec2_out(d2)
         logits = self.gain(d)
         if self.peak_emphasis:
-            peak = torch.log10(power + 1e-9) - torch.log10(band_power @ self.spread + 1e-9)
+            peak = peak_height(power, band_power, self.spread)
             logits = logits + SLOPE_SCALE * (self.peak_slope(d) @ self.spread) * peak
         gains = torch.sigmoid(logits)
         speech_prob = torch.sigmoid(self.vad(d))[..., 0]
