@@ -86,6 +86,11 @@ def main():
     print("\n".join(paired(rows["a"], rows["b"], [True] * len(meta), BAND_KEYS)))
     print("input SNR 0 dB:")
     print("\n".join(paired(rows["a"], rows["b"], [m["snr_db"] == 0 for m in meta])))
+    # one line per input SNR: where along the SNR axis a difference in PESQ-WB sits
+    print("PESQ-WB by input SNR:")
+    for snr in sorted({m["snr_db"] for m in meta}):
+        line = paired(rows["a"], rows["b"], [m["snr_db"] == snr for m in meta], KEYS[:1])
+        print("\n".join(x.replace("PESQ-WB      ", f"{snr:+3d} dB SNR  ") for x in line))
 
 
 if __name__ == "__main__":

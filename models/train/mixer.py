@@ -273,7 +273,12 @@ def speed_change(x, speed):
     return y * (pos < L - 1).to(x.dtype)
 
 
-def make_batch(corpus, n, L, gen, noise_aug=False, room_target="early", drop=(), real_share=0.55, speech_speed=0.0):
+# the issue's training range; the validation sets use -5, 0, 5, 10 and 20 dB (evaluate.SNRS)
+SNR_DB_RANGE = (-5.0, 25.0)
+
+
+def make_batch(corpus, n, L, gen, noise_aug=False, room_target="early", drop=(), real_share=0.55, speech_speed=0.0,
+               snr_db_range=SNR_DB_RANGE):
     """noise_aug (train.py --noise-aug): real recordings played at 0.7-1.4x speed (half of
     them) with a random spectral tilt, and the hiss family among the synthetic noises.
     room_target (train.py --room-target): "early" keeps the first 50 ms of the room in the
@@ -283,7 +288,10 @@ def make_batch(corpus, n, L, gen, noise_aug=False, room_target="early", drop=(),
     real recording rather than a synthetic family.
     speech_speed (train.py --speech-speed): half of the speech segments are played at a
     speed drawn log-uniformly within 1/(1 + s) .. 1 + s (speed_change): new voices from the
-    training talkers, for voices the model never heard."""
+    training talkers, for voices the model never heard.
+    snr_db_range (train.py --snr-db): the mixtures' SNR is drawn uniformly within it. The same
+    number of random draws is made whatever the range, so two runs with one seed and different
+    ranges see the same speech, noise, rooms and levels."""
     unknown = set(drop) - set(DROPPABLE)
     if unknown:
         raise ValueError(f"drop: unknown noise families {sorted(unknown)}, known: {DROPPABLE}")
@@ -326,7 +334,8 @@ def make_batch(corpus, n, L, gen, noise_aug=False, room_target="early", drop=(),
     second = synth_noise(n, L, gen, dev, corpus, families=families, drop=drop)
     noise = noise + (r(n, 1) < 0.3).float() * second * 10 ** (-(6 * r(n, 1)) / 20)
     noise = noise / _rms(noise)
-    snr_db = -5 + 30 * r(n, 1)
+    snr_lo_db, snr_hi_db = snr_db_range
+    snr_db = snr_lo_db + (snr_hi_db - snr_lo_db) * r(n, 1)
     noise = noise * 10 ** (-snr_db / 20)
     # noise that changes while the example runs (a fan switched on, a louder room): 15%
     # start silent and switch on, 15% step by -10..+10 dB at a random time. The model must

@@ -437,6 +437,8 @@ def main():
     ap.add_argument("--speech-speed", type=float, default=0.0,
                     help="speed perturbation of the training speech: half of the segments played at a speed within "
                          "1/(1+S) .. 1+S (mixer.speed_change; pitch and formants move together); 0 = off; validation keeps 0")
+    ap.add_argument("--snr-db", type=float, nargs=2, default=list(mixer.SNR_DB_RANGE), metavar=("LO", "HI"),
+                    help="training mixtures' SNR range in dB, drawn uniformly (mixer.make_batch); validation keeps its own")
     ap.add_argument("--lookahead", type=int, default=None,
                     help="frames of lookahead: the gains of frame t go to frame t - N (N x 10 ms more latency, "
                          "contract metadata lookahead_frames); default: --init's or the run's, else 0")
@@ -465,6 +467,8 @@ def main():
     ap.add_argument("--hidden", type=int, default=None, help=f"GRU width (default: --init's, else {vae.HIDDEN})")
     ap.add_argument("--conv-ch", type=int, default=None, help=f"conv feature width (default: --init's, else {vae.CONV_CH})")
     args = ap.parse_args()
+    if not args.snr_db[0] < args.snr_db[1]:
+        ap.error(f"--snr-db: LO must be below HI, got {args.snr_db[0]} {args.snr_db[1]}")
     drop = tuple(x for x in args.drop_noise.split(",") if x)
     if set(drop) - set(mixer.DROPPABLE):  # said now, not after the corpus has loaded
         ap.error(f"--drop-noise: unknown families {sorted(set(drop) - set(mixer.DROPPABLE))}, known: {','.join(mixer.DROPPABLE)}")
@@ -555,7 +559,7 @@ def main():
             vbatch = [mixer.make_batch(val, 16, int(args.val_seconds * mixer.SR), vgen) for _ in range(4)]
     L = int(args.seconds * mixer.SR) // HOP * HOP + N_FFT - HOP
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"params {n_params}, device {dev}, batch {args.batch} x {args.seconds} s", flush=True)
+    print(f"params {n_params}, device {dev}, batch {args.batch} x {args.seconds} s, SNR {args.snr_db[0]:g}..{args.snr_db[1]:g} dB", flush=True)
     if args.eval_only and not vbatch:
         sys.exit("--eval-only needs the validation split (drop --no-val)")
     if args.eval_only:
@@ -605,7 +609,7 @@ def main():
         with torch.no_grad():
             noisy, clean, _ = mixer.make_batch(train, args.batch, L, gen, noise_aug=args.noise_aug, room_target=args.room_target,
                                                 drop=drop, real_share=args.real_noise_share,
-                                                speech_speed=args.speech_speed)
+                                                speech_speed=args.speech_speed, snr_db_range=tuple(args.snr_db))
         if critic is not None:
             weights["critic_weight"] = args.critic_weight if step >= args.critic_warmup else 0.0
         loss, parts, _, nxt = losses(model, noisy, clean, win, beta, state=state, weights=weights, teacher=teacher,
