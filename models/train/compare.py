@@ -89,8 +89,8 @@ def main():
     # one line per input SNR: where along the SNR axis a difference in PESQ-WB sits
     print("PESQ-WB by input SNR:")
     for snr in sorted({m["snr_db"] for m in meta}):
-        line = paired(rows["a"], rows["b"], [m["snr_db"] == snr for m in meta], KEYS[:1])
-        print("\n".join(x.replace("PESQ-WB      ", f"{snr:+3d} dB SNR  ") for x in line))
+        key = [("pesq_wb", f"{snr:+3d} dB SNR", +1)]
+        print("\n".join(paired(rows["a"], rows["b"], [m["snr_db"] == snr for m in meta], key)))
 
 
 if __name__ == "__main__":
