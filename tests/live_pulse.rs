@@ -178,7 +178,9 @@ fn live_run_through_pulseaudio_is_complete_and_denoised() {
         };
         if input_db < 30.0 {
             eprintln!(
-                "attempt {attempt}: the server played the input incompletely ({input_db:.1} dB against the file): void"
+                "attempt {attempt}: the server played the input incompletely ({input_db:.1} dB against the file, \
+                 at lag {in_lag} of {} samples recorded): void",
+                heard.len()
             );
             assert!(
                 attempt < 3,
