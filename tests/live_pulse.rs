@@ -5,7 +5,8 @@
 //! is recorded. The recording is aligned by cross-correlation (null sinks add a variable
 //! 0.2-1.3 s) and must be complete (equal to the offline `clean` result) and denoised.
 //! `test_in.monitor` is recorded too, as a witness: an attempt in which the server itself
-//! played the file incompletely (a stalled player on a loaded machine) is void and repeated.
+//! did not play the file as written (a gap after a stalled player, or an altered copy) is
+//! void and repeated.
 
 mod common;
 
@@ -142,17 +143,18 @@ fn live_run_through_pulseaudio_is_complete_and_denoised() {
     let offline = read_wav(&off_path).channels.remove(0);
     let speech = 48000..48000 + noisy.len();
 
-    // A loaded machine can stall the test's own player (paplay into a null sink), which then
-    // plays a gap into `test_in`: the input denoised hears is itself incomplete, and no
-    // output could equal the offline result. A second recording of `test_in.monitor` is the
-    // witness: an attempt whose input lost part of the file is void and runs again (at most
-    // three); an attempt with a complete input must give a complete, denoised output.
+    // The test's own player can stall (paplay stopped for 4 s with `kill -STOP` leaves a gap
+    // in `test_in`), and after a stall the server can hand a monitor an altered copy: then
+    // the input denoised hears is not the file, and no output could equal the offline
+    // result. A second recording of `test_in.monitor` is the witness: an attempt whose input
+    // was not the file is void and runs again (at most three); an attempt with the file as
+    // its input must give a complete, denoised output.
+    let secs = padded.len() as f64 / 48000.0 + 4.0;
     let mut attempt = 0;
-    let (aligned, log) = loop {
+    let aligned = loop {
         attempt += 1;
         let rec_path = d.path().join(format!("rec{attempt}.wav"));
         let witness_path = d.path().join(format!("witness{attempt}.wav"));
-        let secs = padded.len() as f64 / 48000.0 + 4.0;
         let run = spawn_run(&[], secs);
         std::thread::sleep(Duration::from_millis(1500));
         let rec = Recorder::start("test_out.monitor", &rec_path);
@@ -163,7 +165,7 @@ fn live_run_through_pulseaudio_is_complete_and_denoised() {
         rec.stop();
         witness.stop();
         let out = run.wait_with_output().unwrap();
-        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        let log = String::from_utf8_lossy(&out.stderr);
         eprintln!("attempt {attempt}:\n{log}");
         assert!(out.status.success(), "denoised run failed:\n{log}");
         assert!(log.contains("latency budget"));
@@ -178,13 +180,13 @@ fn live_run_through_pulseaudio_is_complete_and_denoised() {
         };
         if input_db < 30.0 {
             eprintln!(
-                "attempt {attempt}: the server played the input incompletely ({input_db:.1} dB against the file, \
+                "attempt {attempt}: the input the server played was not the file ({input_db:.1} dB against the file, \
                  at lag {in_lag} of {} samples recorded): void",
                 heard.len()
             );
             assert!(
                 attempt < 3,
-                "the sound server lost part of the played input in 3 attempts in a row"
+                "the sound server did not play the file as written in 3 attempts in a row"
             );
             continue;
         }
@@ -199,7 +201,8 @@ fn live_run_through_pulseaudio_is_complete_and_denoised() {
             "recording too short: {} samples after lag {lag}",
             n
         );
-        break (recorded[lag..lag + n].to_vec(), log);
+        eprintln!("attempt {attempt}: output lag {lag} samples");
+        break recorded[lag..lag + n].to_vec();
     };
     let vs_offline = si_sdr_db(&aligned[speech.clone()], &offline[speech.clone()]);
     let live_gain = si_sdr_db(&aligned[speech.clone()], &clean) - si_sdr_db(&noisy, &clean);
@@ -209,7 +212,7 @@ fn live_run_through_pulseaudio_is_complete_and_denoised() {
     // complete: no gap or glitch (any dropout would pull this far down)
     assert!(
         vs_offline > 15.0,
-        "live output differs from offline: {vs_offline:.1} dB\n{log}"
+        "live output differs from offline: {vs_offline:.1} dB (denoised's log above)"
     );
     // denoised
     // denoised: offline, this input gains about 8 dB
