@@ -123,6 +123,11 @@ pub struct RunArgs {
     /// Stop after this many seconds [default: run until Ctrl-C / SIGTERM]
     #[arg(long, value_name = "S")]
     pub duration_s: Option<f64>,
+    /// Record what the denoiser heard and what it made of it, hop for hop, into
+    /// DIR/input.wav and DIR/output.wav (mono, 48 kHz, float; for bug reports). DIR must
+    /// not hold them already.
+    #[arg(long, value_name = "DIR")]
+    pub tap: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -252,6 +252,8 @@ pub struct RunOptions {
     pub buffer_frames: Option<u32>,
     pub duration_s: Option<f64>,
     pub stats_every_s: Option<f64>,
+    /// `--tap`: where to record the worker's input and output (see `tap`)
+    pub tap_dir: Option<PathBuf>,
     pub log_level: LogLevel,
     /// the file the settings came from, for reloads
     pub config_file: Option<PathBuf>,
@@ -384,6 +386,7 @@ pub fn merge_run_options(
         buffer_frames,
         duration_s: a.duration_s,
         stats_every_s: (verbose > 0 || log_level >= LogLevel::Debug).then_some(5.0),
+        tap_dir: a.tap.clone(),
         log_level,
         config_file,
     })

@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::rt::{CaptureSide, PlaybackSide, ReturnOnDrop, RtStats};
 use crate::service::{self, Notifier, Priority};
+use crate::tap::{Tap, TapSide};
 use crate::worker::{Control, RateConfig, Worker, WorkerStats};
 use std::sync::Mutex;
 
@@ -128,7 +129,7 @@ fn open_streams(ep: &Endpoints, sides: &Sides, stats: &Arc<RtStats>) -> Result<S
 /// Rings, worker thread and callback state: everything between the two streams.
 struct Pipeline {
     ctl: Sender<Control>,
-    worker: std::thread::JoinHandle<Model>,
+    worker: std::thread::JoinHandle<(Model, Option<TapSide>)>,
     sides: Sides,
     latency_samples: usize,
 }
@@ -142,6 +143,7 @@ type Sides = (
 
 fn build_pipeline(
     model: Model,
+    tap: Option<TapSide>,
     opts: &RunOptions,
     ep: &Endpoints,
     stats: &Arc<RtStats>,
@@ -156,7 +158,7 @@ fn build_pipeline(
         output_hz: Some(ep.out_cfg.sample_rate),
         drift_target_fill: separate_clocks.then_some(opts.prefill_samples + HOP_SIZE),
     };
-    let worker = Worker::with_rates(
+    let mut worker = Worker::with_rates(
         model,
         opts.gain,
         in_cons,
@@ -166,6 +168,7 @@ fn build_pipeline(
         rates,
     )
     .map_err(|msg| Error::Device { msg })?;
+    worker.set_tap(tap);
     let latency_samples = worker.latency_samples();
     let (cap_tx, cap_rx) = unbounded();
     let (play_tx, play_rx) = unbounded();
@@ -250,7 +253,14 @@ pub fn run(
     // two devices have two clocks: the worker trims the output rate to hold the ring
     let separate_clocks =
         audio::device_name(&ep.in_dev) != audio::device_name(&ep.out_dev) || opts.virtual_mic;
-    let mut pipe = build_pipeline(model, opts, &ep, &stats, &wstats, separate_clocks)?;
+    let (tap, tap_side) = match &opts.tap_dir {
+        Some(dir) => {
+            let (t, side) = Tap::start(dir)?;
+            (Some(t), Some(side))
+        }
+        None => (None, None),
+    };
+    let mut pipe = build_pipeline(model, tap_side, opts, &ep, &stats, &wstats, separate_clocks)?;
 
     let out_name = if mic.is_some() {
         "Denoised microphone".to_string()
@@ -404,10 +414,18 @@ pub fn run(
                         // the old callbacks (and the ring halves inside them) are stuck in
                         // the backend: start over with fresh rings and the same model
                         let _ = pipe.ctl.send(Control::Stop);
-                        let model = pipe.worker.join().map_err(|_| Error::Device {
+                        let (model, tap_side) = pipe.worker.join().map_err(|_| Error::Device {
                             msg: "the worker thread panicked".into(),
                         })?;
-                        pipe = build_pipeline(model, opts, &ep, &stats, &wstats, separate_clocks)?;
+                        pipe = build_pipeline(
+                            model,
+                            tap_side,
+                            opts,
+                            &ep,
+                            &stats,
+                            &wstats,
+                            separate_clocks,
+                        )?;
                         shared.info.lock().unwrap_or_else(|p| p.into_inner()).ctl =
                             Some(pipe.ctl.clone());
                     }
@@ -497,6 +515,21 @@ pub fn run(
             status_line(&stats, &wstats)
         ),
     );
+    if let Some(t) = tap {
+        match t.finish() {
+            Ok(r) => service::log(
+                Priority::Info,
+                &format!(
+                    "tap: {:.1} s in {} and {} ({} samples lost)",
+                    r.samples as f64 / SAMPLE_RATE_HZ as f64,
+                    r.files[0].display(),
+                    r.files[1].display(),
+                    r.lost_samples
+                ),
+            ),
+            Err(e) => result = result.and(Err(e)),
+        }
+    }
     if let Some(m) = mic {
         if let Err(e) = m.remove() {
             result = Err(e);

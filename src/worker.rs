@@ -19,6 +19,7 @@ use crate::error::Result;
 use crate::model::Model;
 use crate::rate::{DriftController, LiveResampler};
 use crate::stream::StreamDenoiser;
+use crate::tap::TapSide;
 
 /// Device rates and drift handling for a worker (all `None`/false: 48 kHz both ways).
 #[derive(Clone, Copy, Debug, Default)]
@@ -130,6 +131,8 @@ pub struct Worker {
     /// the previous model while a new one fades in: (model, its stream, hops left)
     outgoing: Option<(Model, StreamDenoiser, usize)>,
     fade_buf: Vec<f32>,
+    /// `run --tap`: each hop's input and output, copied into the tap's rings
+    tap: Option<TapSide>,
 }
 
 impl Worker {
@@ -196,7 +199,13 @@ impl Worker {
             out_hz,
             outgoing: None,
             fade_buf: vec![0.0; HOP_SIZE],
+            tap: None,
         })
+    }
+
+    /// Record every hop's input and output from now on (see `tap`).
+    pub fn set_tap(&mut self, tap: Option<TapSide>) {
+        self.tap = tap;
     }
 
     /// Delay this worker adds, in samples (48 kHz): the STFT's latency plus the hop it
@@ -312,6 +321,9 @@ impl Worker {
                     *o = (1.0 - a) * *o + a * d;
                 }
             }
+            if let Some(tap) = &mut self.tap {
+                tap.push(&self.hop_in, &self.hop_out);
+            }
             let (pushed, wanted) = match &mut self.out_rs {
                 Some(r) => {
                     if let Some(c) = &mut self.drift {
@@ -337,9 +349,9 @@ impl Worker {
         Ok(true)
     }
 
-    /// The thread body: step until `Stop` or the control channel closes. Returns the model,
-    /// so a rebuilt pipeline can reuse the loaded session.
-    pub fn run(mut self) -> Model {
+    /// The thread body: step until `Stop` or the control channel closes. Returns the model
+    /// and the tap, so a rebuilt pipeline can reuse the loaded session and go on recording.
+    pub fn run(mut self) -> (Model, Option<TapSide>) {
         self.stats.running.store(true, Ordering::Relaxed);
         loop {
             self.stats.heartbeat.fetch_add(1, Ordering::Relaxed);
@@ -357,6 +369,6 @@ impl Worker {
             }
         }
         self.stats.running.store(false, Ordering::Relaxed);
-        self.model
+        (self.model, self.tap)
     }
 }

@@ -1,5 +1,5 @@
 //! Real-time rule, checked: the per-hop DSP (STFT analysis, gains, synthesis, and the
-//! stream's pre/post-model steps) allocates nothing. `assert_no_alloc` aborts the test
+//! stream's pre/post-model steps), the audio callbacks and the tap's copy allocate nothing. `assert_no_alloc` aborts the test
 //! binary if anything allocates inside the guarded closure. The model call itself is
 //! exempt: ONNX Runtime allocates its outputs.
 
@@ -81,4 +81,19 @@ fn audio_callbacks_do_not_allocate() {
         });
     }
     assert!(RtStats::get(&stats.played_frames) > 0);
+}
+
+#[test]
+fn tap_push_does_not_allocate_when_it_fits_or_drops() {
+    use denoised::tap::Tap;
+    let d = tempfile::tempdir().unwrap();
+    let (tap, mut side) = Tap::start(d.path()).unwrap();
+    let hop = noise(HOP_SIZE, 0.5, 4);
+    // 1100 hops are more than the tap's 10 s rings: unless the writer keeps up, the last
+    // pushes take the dropping branch, which must not allocate or wait either
+    for _ in 0..1100 {
+        assert_no_alloc(|| side.push(&hop, &hop));
+    }
+    let r = tap.finish().unwrap();
+    assert_eq!(r.samples + r.lost_samples, 1100 * HOP_SIZE as u64);
 }
