@@ -331,8 +331,20 @@ def check_critic():
     assert Yg.grad is not None and torch.isfinite(Yg.grad).all() and Yg.grad.abs().sum() > 0
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in ct.critic.parameters()), "the model's term reached the critic"
     assert all((a - p).abs().max() == 0 for a, p in zip(after, ct.critic.parameters()))
+    # --critic-replay: the history keeps the last scored rows (not the one without speech), at
+    # most `replay`, and refitting from it changes the critic's step; without it, nothing is kept
+    fits = []
+    for replay in (0, 3):
+        torch.manual_seed(1)
+        rt = critic.CriticTrainer(train.PESQ_TOP_BAND, torch.device("cpu"), replay=replay, replay_rows=2)
+        for k in range(3):
+            rt.step(Y, S, X, y + 0.01 * k * torch.randn_like(y), s, y, bands)
+            assert len(rt.history) == min(replay, 2 * (k + 1)), f"history of {len(rt.history)} rows after {k + 1} steps"
+        fits.append([p.detach().clone() for p in rt.critic.parameters()])
+    assert any((a - b).abs().max() > 0 for a, b in zip(*fits)), "replay should change the critic's fit"
     print(f"ok  critic: PESQ-WB of clean against itself {q[0] * 3.5 + 1:.2f}, with noise {q_noisy[0] * 3.5 + 1:.2f}, "
-          "no score without speech, the same from worker processes; fitting moves the critic, the model's term leaves it alone")
+          "no score without speech, the same from worker processes; fitting moves the critic, the model's term leaves it alone; "
+          "replay keeps the last scored rows and refits from them")
 
 
 def check_pitch_filter():

@@ -80,7 +80,11 @@ class PesqCritic(nn.Module):
         return torch.cat([ls, ly, ly - ls], dim=-1).transpose(1, 2)
 
     def forward(self, Y, S, bands):
-        h = self.net(self.features(Y, S, bands))
+        return self.score(self.features(Y, S, bands))
+
+    def score(self, feats):
+        """[B, 3n, T] features -> [B] predicted PESQ-WB, mapped."""
+        h = self.net(feats)
         return self.out(torch.cat([h.mean(-1), h.amax(-1)], dim=-1)).squeeze(-1)
 
 
@@ -90,10 +94,18 @@ class CriticTrainer:
     that it sees the whole range); gen_loss() is the model's term, (critic - 1)^2 over the
     rows with speech, with the critic's weights held still."""
 
-    def __init__(self, n_bands, device, lr=5e-4, noisy_rows=4, workers=0):
+    def __init__(self, n_bands, device, lr=5e-4, noisy_rows=4, workers=0, replay=0, replay_rows=16):
         self.critic = PesqCritic(n_bands).to(device)
         self.opt = torch.optim.Adam(self.critic.parameters(), lr=lr)
         self.noisy_rows = noisy_rows
+        # Replay (MetricGAN+'s history set; --critic-replay): the features and real PESQ-WB of
+        # the last `replay` enhanced rows are kept, and each step the critic also refits
+        # `replay_rows` of them drawn at random. A row's PESQ-WB costs 0.1 s to score and its
+        # features almost nothing, so the critic sees several times more labelled rows a step
+        # for no more scoring. Not saved: a resumed run starts with an empty history.
+        self.replay, self.replay_rows = replay, replay_rows
+        self.history = []  # (features [3n, T], label), oldest first
+        self.rng = np.random.default_rng(0)
         # forkserver, not fork: the training process may hold a CUDA context, which a forked
         # child must not inherit; the workers only import this module and score
         self.pool = multiprocessing.get_context("forkserver").Pool(workers) if workers > 0 else None
@@ -106,9 +118,19 @@ class CriticTrainer:
         if not ok.any():
             return {}
         Yd, Sd, Xd = Y.detach(), S.detach(), X.detach()
-        p_enh = self.critic(Yd[ok], Sd[ok], bands)
+        f_enh = self.critic.features(Yd[ok], Sd[ok], bands)
+        p_enh = self.critic.score(f_enh)
         p_clean = self.critic(Sd[ok], Sd[ok], bands)
         loss = (p_enh - q_enh[ok]).pow(2).mean() + (p_clean - PESQ_CLEAN).pow(2).mean()
+        old = [h for h in self.history if h[0].shape == f_enh.shape[1:]]  # rows of this length
+        if self.replay > 0 and old:
+            pick = self.rng.choice(len(old), size=min(self.replay_rows, len(old)), replace=False)
+            f_old = torch.stack([old[i][0] for i in pick])
+            q_old = torch.stack([old[i][1] for i in pick])
+            loss = loss + (self.critic.score(f_old) - q_old).pow(2).mean()
+        if self.replay > 0:
+            self.history.extend(zip(f_enh, q_enh[ok]))
+            del self.history[:max(0, len(self.history) - self.replay)]
         if ok_n.any():
             loss = loss + (self.critic(Xd[:k][ok_n], Sd[:k][ok_n], bands) - q_noisy[ok_n]).pow(2).mean()
         self.opt.zero_grad(set_to_none=True)

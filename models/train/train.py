@@ -404,6 +404,10 @@ def main():
     ap.add_argument("--critic-warmup", type=int, default=100, help="steps the critic learns alone before its term counts")
     ap.add_argument("--critic-workers", type=int, default=0,
                     help="processes that score the critic's PESQ-WB (0: in this process; on a GPU, the CPU cores)")
+    ap.add_argument("--critic-replay", type=int, default=0,
+                    help="enhanced rows the critic keeps (features and real PESQ-WB) and refits from (0: none; "
+                         "see critic.CriticTrainer)")
+    ap.add_argument("--critic-replay-rows", type=int, default=16, help="rows drawn from --critic-replay's history each step")
     ap.add_argument("--critic-init", default=None,
                     help="start the critic from the one saved in this checkpoint (a new run only; a resumed run "
                          "keeps its own), so that a run warm-started with --init need not learn it again")
@@ -571,7 +575,8 @@ def main():
                    pesq_weight=args.pesq_weight, pesq_form=args.pesq_form, pitch_filter=args.pitch_filter, lookahead=lookahead)
     critic = None
     if args.critic_weight > 0:
-        critic = critic_mod.CriticTrainer(PESQ_TOP_BAND, dev, workers=args.critic_workers)
+        critic = critic_mod.CriticTrainer(PESQ_TOP_BAND, dev, workers=args.critic_workers,
+                                          replay=args.critic_replay, replay_rows=args.critic_replay_rows)
         source = ckpt if ckpt.exists() else (Path(args.critic_init) if args.critic_init else None)
         saved = torch.load(source, map_location=dev).get("critic") if source is not None else None
         if source is not None and not ckpt.exists() and saved is None:
