@@ -33,10 +33,6 @@ fn enabled() -> bool {
     true
 }
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin("denoised")
 }
@@ -160,21 +156,23 @@ fn final_count(log: &str, name: &str) -> u64 {
         .expect("a count")
 }
 
+/// `denoised clean` of a mono file, as samples.
+fn clean_offline(input: &Path, output: &Path) -> Vec<f32> {
+    let st = Command::new(bin())
+        .args(["clean", "-q", "--provider", "cpu"])
+        .arg(input)
+        .arg("-o")
+        .arg(output)
+        .status()
+        .unwrap();
+    assert!(st.success(), "denoised clean {}", input.display());
+    read_wav(output).channels.remove(0)
+}
+
 fn spawn_run(extra: &[&str], secs: f64) -> Child {
-    Command::new(bin())
-        .args([
-            "run",
-            "-v",
-            "--provider",
-            "cpu",
-            "--buffer-frames",
-            "2400",
-            "--latency-ms",
-            "200",
-        ])
+    live_run_command()
         .args(["--duration-s", &secs.to_string()])
         .args(extra)
-        .env("PULSE_SOURCE", "test_in.monitor")
         .env("PULSE_SINK", "test_out")
         .stderr(Stdio::piped())
         .spawn()
@@ -188,19 +186,9 @@ fn live_run_through_pulseaudio_is_complete_and_denoised() {
     }
     let _one_at_a_time = SERVER.lock().unwrap_or_else(|p| p.into_inner());
     let d = tempfile::tempdir().unwrap();
-    // held-out clean speech in white noise at 5 dB SNR (a noise the model clearly removes,
-    // so "denoised" is unambiguous), with 1 s of silence before and 1.5 s after (null sinks
-    // are slow to start and to flush)
-    let clean = read_wav(&root().join("tests/fixtures/golden/clean_speech.wav"))
-        .channels
-        .remove(0);
-    let p_clean = clean.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / clean.len() as f64;
-    let amp = (3.0 * p_clean * 10f64.powf(-5.0 / 10.0)).sqrt() as f32; // uniform noise power = amp^2 / 3
-    let noisy: Vec<f32> = clean
-        .iter()
-        .zip(noise(clean.len(), amp, 11))
-        .map(|(c, n)| c + n)
-        .collect();
+    // held-out speech in white noise at 5 dB SNR, with 1 s of silence before and 1.5 s
+    // after (null sinks are slow to start and to flush)
+    let (clean, noisy, _) = speech_in_noise(None, 11);
     let mut padded = vec![0.0f32; 48000];
     padded.extend_from_slice(&noisy);
     padded.extend(std::iter::repeat_n(0.0, 72000));
@@ -208,16 +196,7 @@ fn live_run_through_pulseaudio_is_complete_and_denoised() {
     write_wav(&play_path, 48000, 32, true, &[padded.clone()]);
 
     // offline result of the same file, the reference for completeness
-    let off_path = d.path().join("offline.wav");
-    let st = Command::new(bin())
-        .args(["clean", "-q", "--provider", "cpu"])
-        .arg(&play_path)
-        .arg("-o")
-        .arg(&off_path)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let offline = read_wav(&off_path).channels.remove(0);
+    let offline = clean_offline(&play_path, &d.path().join("offline.wav"));
     let speech = 48000..48000 + noisy.len();
 
     // Three parties touch the audio: the test's player and recorders, the sound server, and
@@ -291,16 +270,10 @@ fn live_run_through_pulseaudio_is_complete_and_denoised() {
             tap_out.len(),
             "the tap's files are in lock step"
         );
-        let tap_off_path = d.path().join(format!("tap{attempt}_offline.wav"));
-        let st = Command::new(bin())
-            .args(["clean", "-q", "--provider", "cpu"])
-            .arg(&tap_in_path)
-            .arg("-o")
-            .arg(&tap_off_path)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let tap_off = read_wav(&tap_off_path).channels.remove(0);
+        let tap_off = clean_offline(
+            &tap_in_path,
+            &d.path().join(format!("tap{attempt}_offline.wav")),
+        );
         let lag = lag_of(&tap_off, &tap_out);
         let (own_db, n) = overlap_db(&tap_off, &tap_out, lag);
         eprintln!(

@@ -39,20 +39,8 @@ fn run_survives_a_pulseaudio_restart_and_recreates_the_virtual_mic() {
     let server = root.join("scripts/pulse-test-server");
     let d = tempfile::tempdir().unwrap();
     let log_path = d.path().join("run.log");
-    let run = Command::new(assert_cmd::cargo::cargo_bin("denoised"))
-        .args([
-            "run",
-            "--virtual-mic",
-            "--provider",
-            "cpu",
-            "--buffer-frames",
-            "2400",
-            "--latency-ms",
-            "200",
-            "--duration-s",
-            "30",
-        ])
-        .env("PULSE_SOURCE", "test_in.monitor")
+    let run = live_run_command()
+        .args(["--virtual-mic", "--duration-s", "30"])
         .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()))
         .spawn()
         .unwrap();
@@ -110,16 +98,7 @@ fn run_survives_a_pulseaudio_restart_and_recreates_the_virtual_mic() {
     });
 
     // audio flows again: record the virtual microphone while noisy speech plays
-    let clean = read_wav(&root.join("tests/fixtures/golden/clean_speech.wav"))
-        .channels
-        .remove(0);
-    let p = clean.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / clean.len() as f64;
-    let amp = (3.0 * p * 10f64.powf(-5.0 / 10.0)).sqrt() as f32;
-    let noisy: Vec<f32> = clean
-        .iter()
-        .zip(noise(clean.len(), amp, 3))
-        .map(|(c, n)| c + n)
-        .collect();
+    let (_, noisy, p) = speech_in_noise(None, 3);
     let play = d.path().join("play.wav");
     write_wav(&play, 48000, 32, true, &[noisy]);
     let rec_path = d.path().join("rec.wav");

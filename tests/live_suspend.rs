@@ -73,20 +73,8 @@ fn wait_for_audio(play: &Path, d: &Path, what: &str, floor: f64) -> f64 {
 }
 
 fn spawn_run(log_path: &Path) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("denoised"))
-        .args([
-            "run",
-            "-v",
-            "--provider",
-            "cpu",
-            "--buffer-frames",
-            "2400",
-            "--latency-ms",
-            "200",
-            "--duration-s",
-            "120",
-        ])
-        .env("PULSE_SOURCE", "test_in.monitor")
+    live_run_command()
+        .args(["--duration-s", "120"])
         .env("PULSE_SINK", "test_out")
         .stderr(Stdio::from(std::fs::File::create(log_path).unwrap()))
         .spawn()
@@ -99,21 +87,10 @@ fn run_survives_a_frozen_server_and_a_system_suspend() {
         eprintln!("DENOISED_PULSE_TESTS not set; skipped");
         return;
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let d = tempfile::tempdir().unwrap();
     let log_path = d.path().join("run.log");
     // 3 s of held-out speech in white noise at 5 dB SNR
-    let clean = read_wav(&root.join("tests/fixtures/golden/clean_speech.wav"))
-        .channels
-        .remove(0);
-    let clean = &clean[..clean.len().min(3 * 48000)];
-    let p = clean.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / clean.len() as f64;
-    let amp = (3.0 * p * 10f64.powf(-5.0 / 10.0)).sqrt() as f32;
-    let noisy: Vec<f32> = clean
-        .iter()
-        .zip(noise(clean.len(), amp, 5))
-        .map(|(c, n)| c + n)
-        .collect();
+    let (_, noisy, p) = speech_in_noise(Some(3 * 48000), 5);
     let play = d.path().join("play.wav");
     write_wav(&play, 48000, 32, true, &[noisy]);
     // denoised speech, recorded with the pauses around it, is well above a third of the

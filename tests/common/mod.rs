@@ -189,3 +189,39 @@ pub fn play_into(sink: &str, path: &Path) {
         .expect("paplay");
     assert!(ok.success(), "paplay into {sink} failed");
 }
+
+/// The live tests' signal: the held-out clean speech fixture (its first `max_samples`, if
+/// given) and the same in uniform white noise at 5 dB SNR, a noise the model clearly
+/// removes. Returns (clean, noisy, the clean speech's mean power).
+pub fn speech_in_noise(max_samples: Option<usize>, seed: u64) -> (Vec<f32>, Vec<f32>, f64) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden/clean_speech.wav");
+    let mut clean = read_wav(&path).channels.remove(0);
+    clean.truncate(max_samples.unwrap_or(clean.len()));
+    let power = clean.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / clean.len() as f64;
+    let amp = (3.0 * power * 10f64.powf(-5.0 / 10.0)).sqrt() as f32; // uniform: power amp^2 / 3
+    let noisy = clean
+        .iter()
+        .zip(noise(clean.len(), amp, seed))
+        .map(|(c, n)| c + n)
+        .collect();
+    (clean, noisy, power)
+}
+
+/// `denoised run` as the live tests start it: CPU, verbose, large device buffers and a
+/// 200 ms output margin (a loaded CI machine must not under-run), reading the test server's
+/// `test_in.monitor`. The caller adds the output, duration and where stderr goes.
+pub fn live_run_command() -> std::process::Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("denoised"));
+    c.args([
+        "run",
+        "-v",
+        "--provider",
+        "cpu",
+        "--buffer-frames",
+        "2400",
+        "--latency-ms",
+        "200",
+    ])
+    .env("PULSE_SOURCE", "test_in.monitor");
+    c
+}
