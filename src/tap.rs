@@ -71,8 +71,17 @@ pub struct TapReport {
 pub struct Tap {
     stop: Arc<AtomicBool>,
     lost_samples: Arc<AtomicU64>,
-    writer: JoinHandle<Result<u64>>,
+    /// taken by `finish`
+    writer: Option<JoinHandle<Result<u64>>>,
     files: [PathBuf; 2],
+}
+
+/// A run that ends by an error skips `finish`: stopping the writer still puts complete
+/// files in place (without waiting for it), instead of leaving it writing forever.
+impl Drop for Tap {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 fn io_err(path: &Path, what: impl std::fmt::Display) -> Error {
@@ -131,7 +140,7 @@ impl Tap {
             Tap {
                 stop,
                 lost_samples,
-                writer,
+                writer: Some(writer),
                 files,
             },
             side,
@@ -140,14 +149,16 @@ impl Tap {
 
     /// Stop the writer after it has written everything pushed so far (call it once the
     /// worker has stopped), and put the files in place.
-    pub fn finish(self) -> Result<TapReport> {
+    pub fn finish(mut self) -> Result<TapReport> {
         self.stop.store(true, Ordering::Relaxed);
         let samples = self
             .writer
+            .take()
+            .expect("finish runs once")
             .join()
             .map_err(|_| io_err(&self.files[0], "the tap's writer thread panicked"))??;
         Ok(TapReport {
-            files: self.files,
+            files: self.files.clone(),
             samples,
             lost_samples: self.lost_samples.load(Ordering::Relaxed),
         })
@@ -222,6 +233,23 @@ mod tests {
             err.contains("input.wav") && err.contains("overwrite"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_tap_dropped_without_finish_still_puts_its_files_in_place() {
+        let d = tempfile::tempdir().unwrap();
+        let (tap, mut side) = Tap::start(d.path()).unwrap();
+        side.push(&[0.25; 480], &[0.5; 480]);
+        drop(tap);
+        let done = d.path().join("output.wav");
+        for _ in 0..200 {
+            if done.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let r = hound::WavReader::open(&done).unwrap();
+        assert_eq!(r.len(), 480);
     }
 
     #[test]
